@@ -1,0 +1,17 @@
+"""sweepjax: gradient descent over stepsize × initialization grids in one compiled JAX program."""
+
+__version__ = "0.1.0"
+
+from . import problems as problems
+from ._curvature import DenseEigh as DenseEigh
+from ._curvature import Eig as Eig
+from ._curvature import Lanczos as Lanczos
+from ._curvature import PowerIteration as PowerIteration
+from ._curvature import hessian_matvec as hessian_matvec
+from ._curvature import hvp as hvp
+from ._curvature import sharpness as sharpness
+from ._record import Record as Record
+from ._result import Status as Status
+from ._result import SweepResult as SweepResult
+from ._sweep import sweep as sweep
+from ._sweep import time_horizon as time_horizon

@@ -1,0 +1,196 @@
+"""Curvature: Hessian-vector products and the largest *algebraic* Hessian eigenvalue.
+
+Every solver is a small frozen Module called as ``solver(matvec, v0) -> Eig`` on flat vectors,
+where ``matvec(v) = H v`` and ``v0`` is the warm start (the previous record's eigenvector).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PyTree
+
+Vector = Float[Array, " n"]
+MatVec = Callable[[Vector], Vector]
+
+
+class Eig(eqx.Module):
+    """An eigen-estimate: value λ, unit vector v and residual ‖Hv − λv‖."""
+
+    value: Float[Array, ""]
+    vector: Vector
+    residual: Float[Array, ""]
+
+
+def hvp(f: Callable[[PyTree], Float[Array, ""]], params: PyTree, v: PyTree) -> PyTree:
+    """∇²f(θ) v by forward-over-reverse: jvp of grad."""
+    return jax.jvp(jax.grad(f), (params,), (v,))[1]
+
+
+def hessian_matvec(
+    f: Callable[[PyTree], Float[Array, ""]], params: PyTree, scale: PyTree | None = None
+) -> tuple[MatVec, int]:
+    """v ↦ S^{1/2} ∇²f(θ) S^{1/2} v on flat vectors (S = diag(scale), identity when None), and n."""
+    flat, unravel = ravel_pytree(params)
+    root = None if scale is None else jnp.sqrt(ravel_pytree(scale)[0].astype(flat.dtype))
+    linearized = jax.linearize(jax.grad(f), params)[1]
+
+    def matvec(v: Vector) -> Vector:
+        w = v if root is None else root * v
+        hw = ravel_pytree(linearized(unravel(w.astype(flat.dtype))))[0]
+        return hw if root is None else root * hw
+
+    return matvec, flat.size
+
+
+def _unit(v: Vector) -> Vector:
+    norm = jnp.linalg.norm(v)
+    fallback = jnp.zeros_like(v).at[0].set(1.0)
+    return jnp.where(norm > 0, v / jnp.where(norm > 0, norm, 1.0), fallback)
+
+
+def _rayleigh(matvec: MatVec, v: Vector) -> Eig:
+    hv = matvec(v)
+    lam = jnp.vdot(v, hv)
+    return Eig(lam, v, jnp.linalg.norm(hv - lam * v))
+
+
+class AbstractEigensolver(eqx.Module):
+    """Estimates λ_max(H), the largest algebraic eigenvalue of a symmetric H given as a matvec."""
+
+    @abc.abstractmethod
+    def __call__(self, matvec: MatVec, v0: Vector) -> Eig:
+        """Top eigenpair of H from the warm start v0 (any non-zero vector)."""
+
+    @property
+    def matvecs(self) -> int:
+        """Hessian-vector products per call (for cost accounting)."""
+        return 0
+
+
+class PowerIteration(AbstractEigensolver):
+    """Two-phase shifted power iteration for λ_max (algebraic).
+
+    Phase 1 runs ``num_iters`` steps of v ← Hv/‖Hv‖ and gives the dominant λ₁. Phase 2 runs
+    ``num_iters`` steps on H − min(λ₁, 0)·I, whose spectrum is ≥ 0 with top λ_max − min(λ₁, 0),
+    so saddles (e.g. ℓ(xy) at the origin, eigenvalues ±1) give +1, not −1.
+    """
+
+    num_iters: int = eqx.field(static=True, default=20)
+
+    def __check_init__(self):
+        if not isinstance(self.num_iters, int) or self.num_iters < 1:
+            raise ValueError(f"num_iters must be a positive int, got {self.num_iters!r}")
+
+    def _iterate(self, op: MatVec, v: Vector) -> Vector:
+        return jax.lax.fori_loop(0, self.num_iters, lambda _, u: _unit(op(u)), _unit(v))
+
+    def __call__(self, matvec: MatVec, v0: Vector) -> Eig:
+        v1 = self._iterate(matvec, v0)
+        shift = jnp.minimum(jnp.vdot(v1, matvec(v1)), 0.0)
+        v2 = self._iterate(lambda u: matvec(u) - shift * u, v0)
+        return _rayleigh(matvec, v2)
+
+    @property
+    def matvecs(self) -> int:
+        return 2 * self.num_iters + 2
+
+
+class Lanczos(AbstractEigensolver):
+    """``order`` Lanczos steps with full reorthogonalisation; λ_max = top Ritz value of T.
+
+    The residual is the Lanczos bound |β_k s_k|. On breakdown (an invariant subspace, e.g.
+    when order ≥ n) the remaining block is decoupled and pushed far below the spectrum.
+    """
+
+    order: int = eqx.field(static=True, default=10)
+
+    def __check_init__(self):
+        if not isinstance(self.order, int) or self.order < 1:
+            raise ValueError(f"order must be a positive int, got {self.order!r}")
+
+    def __call__(self, matvec: MatVec, v0: Vector) -> Eig:
+        n, k, dtype = v0.shape[0], self.order, v0.dtype
+        eps = jnp.finfo(dtype).eps
+        q0 = _unit(v0)
+
+        def body(j, carry):
+            basis, alphas, betas, alive, scale = carry
+            q = basis[j]
+            w = matvec(q)
+            alpha = jnp.vdot(q, w)
+            # full reorthogonalisation against all previous vectors (twice is enough)
+            for _ in range(2):
+                w = w - basis.T @ (basis @ w)
+            beta = jnp.linalg.norm(w)
+            scale = jnp.maximum(scale, jnp.abs(alpha) + beta)
+            ok = alive & (beta > 1e3 * eps * scale)
+            alphas = alphas.at[j].set(jnp.where(alive, alpha, 0.0))
+            betas = betas.at[j].set(jnp.where(ok, beta, 0.0))
+            nxt = jnp.where(ok, w / jnp.where(ok, beta, 1.0), 0.0)
+            basis = jnp.where(j + 1 < k, basis.at[jnp.minimum(j + 1, k - 1)].set(nxt), basis)
+            return basis, alphas, betas, ok, scale
+
+        basis0 = jnp.zeros((k, n), dtype).at[0].set(q0)
+        init = (basis0, jnp.zeros(k, dtype), jnp.zeros(k, dtype), jnp.array(True), jnp.zeros((), dtype))
+        carry = jax.lax.fori_loop(0, k, body, init)
+        basis, alphas, betas, _, scale = carry
+        # steps after a breakdown produced zero vectors: give their diagonal a value below the spectrum
+        live = jnp.linalg.norm(basis, axis=1) > 0
+        floor = -4.0 * (scale + 1.0)
+        diag = jnp.where(live, alphas, floor)
+        off = betas[:-1]
+        tri = jnp.diag(diag) + jnp.diag(off, 1) + jnp.diag(off, -1)
+        evals, evecs = jnp.linalg.eigh(tri)
+        s = evecs[:, -1]
+        vec = _unit(basis.T @ s)
+        residual = jnp.abs(betas[-1] * s[-1])
+        return Eig(evals[-1], vec, residual)
+
+    @property
+    def matvecs(self) -> int:
+        return self.order
+
+
+class DenseEigh(AbstractEigensolver):
+    """Exact oracle for small problems: H = [H e₁, …, H eₙ] then ``eigh`` (closed form for n = 2)."""
+
+    def __call__(self, matvec: MatVec, v0: Vector) -> Eig:
+        n = v0.shape[0]
+        hess = jax.vmap(matvec)(jnp.eye(n, dtype=v0.dtype))
+        hess = 0.5 * (hess + hess.T)
+        if n == 2:
+            a, b, c = hess[0, 0], hess[0, 1], hess[1, 1]
+            half = 0.5 * (a - c)
+            rad = jnp.sqrt(half * half + b * b)
+            lam = 0.5 * (a + c) + rad
+            # eigenvector of [[a, b], [b, c]] for lam, choosing the better-conditioned formula
+            v_a = jnp.stack([b, lam - a])
+            v_c = jnp.stack([lam - c, b])
+            vec = jnp.where(jnp.abs(half) + rad > 0, jnp.where(half >= 0, v_c, v_a), jnp.array([1.0, 0.0], v0.dtype))
+            return Eig(lam, _unit(vec), jnp.zeros((), v0.dtype))
+        evals, evecs = jnp.linalg.eigh(hess)
+        return Eig(evals[-1], evecs[:, -1], jnp.zeros((), v0.dtype))
+
+    @property
+    def matvecs(self) -> int:
+        return -1  # n, known only at trace time
+
+
+def sharpness(
+    f: Callable[[PyTree], Float[Array, ""]],
+    params: PyTree,
+    solver: AbstractEigensolver | None = None,
+    v0: Vector | None = None,
+) -> Eig:
+    """λ_max(∇²f(θ)) for one parameter point (a convenience around ``solver(hessian_matvec(...))``)."""
+    solver = Lanczos() if solver is None else solver
+    matvec, n = hessian_matvec(f, params)
+    if v0 is None:
+        v0 = jnp.ones(n, ravel_pytree(params)[0].dtype)
+    return solver(matvec, v0)

@@ -1,0 +1,234 @@
+"""The sweep engine: every (η, θ₀) pair of a grid in one jit-compiled program, chunk by chunk."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import ArrayLike, Float, Int, PyTree
+
+from ._record import Record
+from ._result import SweepResult
+from ._trajectory import Optimizer, Trajectory
+from ._validate import check_problem, check_sweep_args
+from .problems._base import AbstractProblem, describe
+
+#: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
+DEFAULT_DIVERGENCE_THRESHOLD = 1e6
+
+
+@eqx.filter_jit
+def _run_chunk(
+    trajectory: Trajectory,
+    problem: AbstractProblem,
+    lrs: Float[jax.Array, " n_lr"],
+    inits: PyTree,
+    budgets: Int[jax.Array, "n_lr n_init"],
+    lr_idx: Int[jax.Array, " c"],
+    init_idx: Int[jax.Array, " c"],
+    threshold: Float[jax.Array, ""],
+    batch_size: int | None,
+):
+    """Gather one chunk's runs from the grid and run them (vmapped, or mapped in vmapped batches)."""
+
+    def one(args):
+        i, j = args
+        params = jax.tree.map(lambda a: a[j], inits)
+        records, final, state = trajectory(problem, lrs[i], params, budgets[i, j], threshold)
+        return records, final, state.params, state.alive, state.diverged_at
+
+    if batch_size is None:
+        return jax.vmap(one)((lr_idx, init_idx))
+    return jax.lax.map(one, (lr_idx, init_idx), batch_size=batch_size)
+
+
+def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
+    """Per-η step budgets ⌈horizon/η⌉ for a fixed time horizon η·T (as in the papers' figures)."""
+    lrs = np.asarray(lrs, dtype=float)
+    if not (isinstance(horizon, (int, float)) and math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be a positive finite number, got {horizon!r}")
+    if lrs.ndim != 1 or lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+        raise ValueError("lrs must be a non-empty 1-D array of positive finite step sizes")
+    return np.ceil(horizon / lrs - 1e-9).astype(np.int64)
+
+
+def sweep(
+    problem: AbstractProblem,
+    lrs: ArrayLike,
+    inits: PyTree[ArrayLike],
+    *,
+    num_steps: int | None = None,
+    record: Record = Record(),
+    max_steps: ArrayLike | None = None,
+    optimizer: Optimizer = None,
+    chunk_size: int | None = None,
+    batch_size: int | None = None,
+    dtype: Any = jnp.float32,
+    divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
+    progress: bool | Callable[[int, int], None] = False,
+) -> SweepResult:
+    """Run GD from every init at every step size and record loss, sharpness and observables.
+
+    θ_{t+1} = θ_t − η s ⊙ ∇f(θ_t) for each (η, θ₀) ∈ lrs × inits, all in one compiled program.
+
+    Args:
+        problem: the objective (an ``AbstractProblem``; wrap a plain function in ``problems.Objective``).
+        lrs: (n_lr,) positive step sizes η.
+        inits: a pytree of arrays with leading axis n_init (one parameter point per row).
+        num_steps: steps T per run, a multiple of ``record.every``; defaults to the largest budget
+            in ``max_steps`` rounded up to a multiple of ``record.every``.
+        record: what to measure and how often (``Record(every=k, sharpness=..., observables=...)``).
+        max_steps: optional per-run budgets, shape (n_lr,) or (n_lr, n_init), each in [0, T]; a run
+            stops (parameters frozen, later records NaN) after its budget. See ``time_horizon``.
+        optimizer: ``None`` for GD; an optax transform used as a direction (update = −η·u, e.g.
+            ``optax.scale_by_adam()``); or a factory ``η ↦ optax transform`` (e.g.
+            ``lambda lr: optax.sgd(lr, momentum=0.9)``), called with each run's traced η.
+        chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
+            to the same shape, so there is one compile.
+        batch_size: ``None`` vmaps the whole chunk; an int runs the chunk as ``lax.map`` over
+            vmapped batches of that size (1 = runs in sequence inside the program).
+        dtype: ``jnp.float32`` (default) or ``jnp.float64`` (x64 is enabled for this call only).
+        divergence_threshold: a run diverges when its loss is non-finite or exceeds this.
+        progress: ``True`` for a tqdm bar over chunks, or a callback ``(done, total)``.
+
+    Returns:
+        a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    with jax.enable_x64(dtype == np.float64):
+        return _sweep(
+            problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
+            divergence_threshold, progress,
+        )  # fmt: skip
+
+
+def _sweep(
+    problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
+    divergence_threshold, progress,
+) -> SweepResult:  # fmt: skip
+    args = check_sweep_args(
+        problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
+        divergence_threshold, progress,
+    )  # fmt: skip
+    lrs_np, inits_np, budgets_np, num_steps = args.lrs, args.inits, args.budgets, args.num_steps
+    n_lr, n_init = budgets_np.shape
+    problem = _cast_problem(problem, dtype)
+    one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
+    check_problem(problem, one_init)
+    num_params = ravel_pytree(one_init)[0].size
+    trajectory = Trajectory(
+        optimizer=optimizer,
+        solver=record.solver(num_params),
+        observables=record.observables,
+        every=record.every,
+        num_steps=num_steps,
+    )
+
+    n_runs = n_lr * n_init
+    chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
+    if batch_size is not None:
+        batch_size = min(batch_size, chunk)
+    n_chunks = -(-n_runs // chunk)
+    flat = np.arange(n_chunks * chunk)
+    flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
+    lr_idx_all, init_idx_all = np.divmod(flat, n_init)
+
+    lrs_dev = jnp.asarray(lrs_np)
+    inits_dev = jax.tree.map(jnp.asarray, inits_np)
+    budgets_dev = jnp.asarray(budgets_np, dtype=jnp.int32)
+    threshold = jnp.asarray(divergence_threshold, dtype)
+
+    report = _progress(progress, n_chunks)
+    pieces = []
+    t_start = time.perf_counter()
+    for c in range(n_chunks):
+        sl = slice(c * chunk, (c + 1) * chunk)
+        out = _run_chunk(
+            trajectory, problem, lrs_dev, inits_dev, budgets_dev,
+            jnp.asarray(lr_idx_all[sl], jnp.int32), jnp.asarray(init_idx_all[sl], jnp.int32),
+            threshold, batch_size,
+        )  # fmt: skip
+        pieces.append(jax.device_get(out))
+        report(c + 1)
+    wall = time.perf_counter() - t_start
+    records, final, params, alive, diverged_at = jax.tree.map(
+        lambda *xs: np.concatenate(xs, axis=0)[:n_runs], *pieces
+    )
+
+    grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
+    status = np.where(grid(alive), 0, 1).astype(np.int8)
+    diverged_step = np.where(status == 1, grid(diverged_at).astype(float), np.nan)
+    return SweepResult(
+        lrs=lrs_np,
+        steps=np.arange(0, num_steps + 1, record.every),
+        inits=inits_np,
+        records={k: grid(v) for k, v in records.items()},
+        final={k: grid(v) for k, v in final.items()},
+        final_params=jax.tree.map(grid, params),
+        status=status,
+        diverged_step=diverged_step,
+        num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
+        metadata=_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size, wall),
+    )
+
+
+def _cast_problem(problem: AbstractProblem, dtype) -> AbstractProblem:
+    """Cast the problem's floating-point arrays (data, family parameters) to the sweep dtype."""
+    cast = lambda a: a.astype(dtype) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
+    return jax.tree.map(cast, problem)
+
+
+def _progress(progress, total: int) -> Callable[[int], None]:
+    if callable(progress):
+        return lambda done: progress(done, total)
+    if not progress:
+        return lambda done: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("progress=True needs tqdm: pip install 'sweepjax[progress]'") from e
+    bar = tqdm(total=total, unit="chunk")
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size, wall) -> dict[str, Any]:
+    import equinox
+    import optax
+
+    from . import __version__
+
+    return {
+        "problem": describe(problem),
+        "num_steps": trajectory.num_steps,
+        "every": record.every,
+        "sharpness": None if trajectory.solver is None else repr(trajectory.solver),
+        "optimizer": None if trajectory.optimizer is None else repr(trajectory.optimizer),
+        "dtype": str(np.dtype(dtype)),
+        "divergence_threshold": float(threshold),
+        "chunk_size": int(chunk),
+        "batch_size": batch_size,
+        "backend": jax.default_backend(),
+        "wall_time_s": wall,
+        "versions": {
+            "sweepjax": __version__,
+            "jax": jax.__version__,
+            "equinox": equinox.__version__,
+            "optax": optax.__version__,
+            "numpy": np.__version__,
+        },
+    }

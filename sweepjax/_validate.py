@@ -1,0 +1,160 @@
+"""Host-side argument checks: clear ValueError/TypeError naming the argument, before any compile."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from ._record import Record
+from .problems._base import AbstractProblem
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepArgs:
+    lrs: np.ndarray  # (n_lr,) in the sweep dtype
+    inits: Any  # pytree of (n_init, ...) arrays in the sweep dtype
+    budgets: np.ndarray  # (n_lr, n_init) int64
+    num_steps: int
+
+
+def is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_lrs(lrs, dtype=np.float64, name: str = "lrs") -> np.ndarray:
+    try:
+        arr = np.asarray(lrs)
+    except Exception as e:
+        raise TypeError(f"{name} must be a 1-D array of step sizes, got {type(lrs).__name__}") from e
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with shape (n_lr,), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: the grid needs at least one step size")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3].tolist()}")
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive, got {arr[arr <= 0][:3].tolist()}")
+    return arr.astype(dtype)
+
+
+def check_inits(inits, problem: AbstractProblem, dtype) -> Any:
+    leaves = jax.tree.leaves(inits)
+    if not leaves:
+        raise ValueError("inits is empty: pass a pytree of arrays with a leading axis n_init")
+    arrays = []
+    for leaf in leaves:
+        a = np.asarray(leaf)
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise TypeError(f"inits leaves must be real numeric arrays, got dtype {a.dtype}")
+        if a.ndim == 0:
+            raise ValueError("inits leaves need a leading axis n_init (got a scalar); stack the init points")
+        arrays.append(a)
+    n = {a.shape[0] for a in arrays}
+    if len(n) != 1:
+        raise ValueError(f"inits leaves disagree on the leading axis n_init: {sorted(n)}")
+    if arrays[0].shape[0] == 0:
+        raise ValueError("inits has n_init = 0: the grid needs at least one initialization")
+    for a in arrays:
+        if not np.all(np.isfinite(a)):
+            raise ValueError("inits must be finite (found NaN or inf)")
+    expected = problem.param_shapes()
+    if expected is not None:
+        treedef = jax.tree.structure(inits)
+        exp_def = jax.tree.structure(expected)
+        if treedef != exp_def:
+            raise ValueError(f"inits structure {treedef} does not match the problem's parameters {exp_def}")
+        for a, e in zip(arrays, jax.tree.leaves(expected)):
+            if a.shape[1:] != tuple(e.shape):
+                raise ValueError(
+                    f"inits has points of shape {a.shape[1:]} but {type(problem).__name__} expects {tuple(e.shape)} "
+                    f"(inits shape should be (n_init, {', '.join(map(str, e.shape))}))"
+                )
+    treedef = jax.tree.structure(inits)
+    return jax.tree.unflatten(treedef, [a.astype(dtype) for a in arrays])
+
+
+def check_sweep_args(
+    problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype, threshold, progress
+) -> SweepArgs:
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError(
+            f"problem must be a sweepjax problem (an AbstractProblem), got {type(problem).__name__}; "
+            "wrap a loss function as sweepjax.problems.Objective(loss_fn)"
+        )
+    if not isinstance(record, Record):
+        raise TypeError(f"record must be a sweepjax.Record, got {type(record).__name__}")
+    lrs_np = check_lrs(lrs, dtype)
+    inits_np = check_inits(inits, problem, dtype)
+    n_lr, n_init = lrs_np.size, jax.tree.leaves(inits_np)[0].shape[0]
+    every = record.every
+
+    budgets = None
+    if max_steps is not None:
+        m = np.asarray(max_steps)
+        if not np.issubdtype(m.dtype, np.integer):
+            if np.issubdtype(m.dtype, np.floating) and np.all(np.isfinite(m)) and np.all(m == np.round(m)):
+                m = m.astype(np.int64)
+            else:
+                raise TypeError(f"max_steps must hold whole numbers of steps, got dtype {m.dtype}")
+        if m.shape == (n_lr,):
+            m = np.broadcast_to(m[:, None], (n_lr, n_init))
+        elif m.shape != (n_lr, n_init):
+            raise ValueError(f"max_steps must have shape (n_lr,)={(n_lr,)} or (n_lr, n_init)={(n_lr, n_init)}, got {m.shape}")
+        if np.any(m < 0):
+            raise ValueError("max_steps must be non-negative")
+        budgets = m.astype(np.int64)
+
+    if num_steps is None:
+        if budgets is None:
+            raise ValueError("num_steps is required (or give max_steps and it defaults to their maximum)")
+        num_steps = int(-(-int(budgets.max()) // every) * every) or every
+    if not is_int(num_steps) or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    if num_steps % every:
+        raise ValueError(f"num_steps={num_steps} must be a multiple of record.every={every}")
+    if budgets is None:
+        budgets = np.full((n_lr, n_init), num_steps, np.int64)
+    elif np.any(budgets > num_steps):
+        raise ValueError(f"max_steps must not exceed num_steps={num_steps}, got max {int(budgets.max())}")
+
+    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if value is not None and (not is_int(value) or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)) or not threshold > 0:
+        raise ValueError(f"divergence_threshold must be a positive number (inf allowed), got {threshold!r}")
+    if not (optimizer is None or isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
+        raise TypeError(
+            "optimizer must be None, an optax GradientTransformation, or a factory lr -> GradientTransformation, "
+            f"got {type(optimizer).__name__}"
+        )
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be a bool or a callback (done, total), got {type(progress).__name__}")
+    return SweepArgs(lrs_np, inits_np, budgets, int(num_steps))
+
+
+def check_problem(problem: AbstractProblem, one_init) -> None:
+    """Trace the loss and observables abstractly on one point; turn failures into one clear error."""
+    try:
+        loss = jax.eval_shape(problem.loss, one_init)
+        obs = jax.eval_shape(problem.observables, one_init)
+    except Exception as e:
+        raise ValueError(
+            f"{type(problem).__name__}.loss/observables failed on one init point "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
+    if getattr(loss, "shape", None) != ():
+        raise TypeError(f"{type(problem).__name__}.loss must return a scalar, got shape {getattr(loss, 'shape', loss)}")
+    if not isinstance(obs, dict):
+        raise TypeError(f"{type(problem).__name__}.observables must return a dict of scalars")
+    for name, value in obs.items():
+        if getattr(value, "shape", None) != ():
+            raise TypeError(f"observable {name!r} must be a scalar, got shape {getattr(value, 'shape', value)}")
+        if name in ("loss", "sharpness", "sharpness_residual"):
+            raise ValueError(f"observable name {name!r} clashes with a built-in record")
