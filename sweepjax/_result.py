@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+import os
+import pathlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray
 
 
 class Status(enum.IntEnum):
@@ -31,7 +36,9 @@ class SweepResult:
         final_params: pytree of arrays with leading axes (n_lr, n_init): parameters where each run
             stopped (frozen at divergence).
         status: (n_lr, n_init) int8 ``Status`` codes.
-        diverged_step: (n_lr, n_init) float, the step at which a run diverged, NaN if it did not.
+        diverged_step: (n_lr, n_init) float, the first t whose θ_t was bad (non-finite, or loss above
+            the threshold), NaN if the run did not diverge. Parameters are frozen at that θ_t when it
+            is finite, else at θ_{t−1}.
         num_steps: (n_lr, n_init) int, each run's step budget.
         metadata: JSON-able dict: problem, settings, versions.
     """
@@ -68,6 +75,50 @@ class SweepResult:
             if key in self.records:
                 return self.records[key][..., 0]
         raise KeyError(f"{name!r}: known records {sorted(self.records)}, finals {['final_' + k for k in self.final]}")
+
+    def save(self, path: str | os.PathLike) -> pathlib.Path:
+        """Write every array and the metadata to a ``.npz`` archive; read it back with ``sweepjax.load``.
+
+        Exact (bitwise, dtypes kept), pickle-free, and atomic (a temporary file beside ``path`` is
+        moved into place). ``.npz`` is appended to ``path`` unless it already ends in it. Returns
+        the path written. Pytrees come back as described in ``sweepjax.load``.
+        """
+        from ._export import save
+
+        return save(self, path)
+
+    def to_xarray(self) -> xarray.Dataset:
+        """An ``xarray.Dataset`` with coords ``lr``, ``init`` (0..n_init-1) and ``step``.
+
+        Data variables: each record (dims ``lr, init, step``); ``final_<name>``, ``status``,
+        ``diverged_step``, ``num_steps`` (dims ``lr, init``); each parameter leaf as
+        ``inits_<path>`` (dims ``init, param_<path>_dim0, …``) and ``final_params_<path>`` (dims
+        ``lr, init, param_<path>_dim0, …``), where ``<path>`` is the leaf's key path with
+        punctuation turned into ``_`` (``{"w": …}`` -> ``inits_w``; a bare array -> ``inits``,
+        dims ``param_dim0, …``). Names are made unique and netCDF-safe; each variable's
+        ``sweepjax_key`` attribute holds the exact record name or key path. ``attrs["metadata"]``
+        is the metadata as JSON. Needs ``pip install 'sweepjax[xarray]'``.
+        """
+        from ._export import to_xarray
+
+        return to_xarray(self)
+
+    @classmethod
+    def from_xarray(cls, ds: xarray.Dataset) -> SweepResult:
+        """Inverse of ``to_xarray`` (exact), also for a Dataset read back from ``to_netcdf``."""
+        from ._export import from_xarray
+
+        return from_xarray(ds)
+
+    def to_netcdf(self, path: str | os.PathLike) -> pathlib.Path:
+        """Write ``to_xarray()`` to a netCDF-4 file (engine ``h5netcdf``), exactly and atomically.
+
+        ``.nc`` is appended unless ``path`` ends in ``.nc`` or ``.nc4``; read it back with
+        ``sweepjax.load``. Returns the path written. Needs ``pip install 'sweepjax[xarray]'``.
+        """
+        from ._export import to_netcdf
+
+        return to_netcdf(self, path)
 
     def __repr__(self) -> str:
         n_lr, n_init = self.shape

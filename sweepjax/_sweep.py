@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,17 +35,26 @@ def _run_chunk(
     threshold: Float[jax.Array, ""],
     batch_size: int | None,
 ):
-    """Gather one chunk's runs from the grid and run them (vmapped, or mapped in vmapped batches)."""
+    """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over batches."""
+    c = lr_idx.shape[0]
+    b = c if batch_size is None else batch_size
 
-    def one(args):
-        i, j = args
+    def run_batch(idx):
+        i, j = idx
         params = jax.tree.map(lambda a: a[j], inits)
         records, final, state = trajectory(problem, lrs[i], params, budgets[i, j], threshold)
         return records, final, state.params, state.alive, state.diverged_at
 
-    if batch_size is None:
-        return jax.vmap(one)((lr_idx, init_idx))
-    return jax.lax.map(one, (lr_idx, init_idx), batch_size=batch_size)
+    idx = (lr_idx.reshape(c // b, b), init_idx.reshape(c // b, b))
+    if c // b == 1:
+        out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], idx)))
+    else:
+        out = jax.lax.map(run_batch, idx)
+    records, final, params, alive, diverged_at = out
+    # records stay time-major: (n_batch, n_record, b) -> (n_record, c); the rest (n_batch, b, ...) -> (c, ...)
+    records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
+    flat = lambda a: a.reshape((c,) + a.shape[2:])  # noqa: E731
+    return records, jax.tree.map(flat, final), jax.tree.map(flat, params), flat(alive), flat(diverged_at)
 
 
 def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
@@ -120,6 +128,7 @@ def _sweep(
         divergence_threshold, progress,
     )  # fmt: skip
     lrs_np, inits_np, budgets_np, num_steps = args.lrs, args.inits, args.budgets, args.num_steps
+    chunk_size, batch_size = args.chunk_size, args.batch_size
     n_lr, n_init = budgets_np.shape
     problem = _cast_problem(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
@@ -137,19 +146,19 @@ def _sweep(
     chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
     if batch_size is not None:
         batch_size = min(batch_size, chunk)
+        chunk = -(-chunk // batch_size) * batch_size  # a whole number of batches per chunk
     n_chunks = -(-n_runs // chunk)
     flat = np.arange(n_chunks * chunk)
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)
 
-    lrs_dev = jnp.asarray(lrs_np)
+    lrs_dev = jnp.asarray(lrs_np, dtype)
     inits_dev = jax.tree.map(jnp.asarray, inits_np)
     budgets_dev = jnp.asarray(budgets_np, dtype=jnp.int32)
     threshold = jnp.asarray(divergence_threshold, dtype)
 
     report = _progress(progress, n_chunks)
     pieces = []
-    t_start = time.perf_counter()
     for c in range(n_chunks):
         sl = slice(c * chunk, (c + 1) * chunk)
         out = _run_chunk(
@@ -159,9 +168,9 @@ def _sweep(
         )  # fmt: skip
         pieces.append(jax.device_get(out))
         report(c + 1)
-    wall = time.perf_counter() - t_start
-    records, final, params, alive, diverged_at = jax.tree.map(
-        lambda *xs: np.concatenate(xs, axis=0)[:n_runs], *pieces
+    records = {n: np.concatenate([p[0][n] for p in pieces], axis=1)[:, :n_runs] for n in pieces[0][0]}
+    final, params, alive, diverged_at = jax.tree.map(
+        lambda *xs: np.concatenate(xs, axis=0)[:n_runs], *[p[1:] for p in pieces]
     )
 
     grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
@@ -171,13 +180,14 @@ def _sweep(
         lrs=lrs_np,
         steps=np.arange(0, num_steps + 1, record.every),
         inits=inits_np,
-        records={k: grid(v) for k, v in records.items()},
+        # a (n_lr, n_init, n_record) view of time-major storage: no transpose copy
+        records={k: np.moveaxis(v.reshape((v.shape[0], n_lr, n_init)), 0, -1) for k, v in records.items()},
         final={k: grid(v) for k, v in final.items()},
         final_params=jax.tree.map(grid, params),
         status=status,
         diverged_step=diverged_step,
         num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
-        metadata=_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size, wall),
+        metadata=_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
     )
 
 
@@ -206,7 +216,7 @@ def _progress(progress, total: int) -> Callable[[int], None]:
     return update
 
 
-def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size, wall) -> dict[str, Any]:
+def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size) -> dict[str, Any]:
     import equinox
     import optax
 
@@ -219,11 +229,10 @@ def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size, 
         "sharpness": None if trajectory.solver is None else repr(trajectory.solver),
         "optimizer": None if trajectory.optimizer is None else repr(trajectory.optimizer),
         "dtype": str(np.dtype(dtype)),
-        "divergence_threshold": float(threshold),
+        "divergence_threshold": float(threshold) if math.isfinite(threshold) else str(float(threshold)),
         "chunk_size": int(chunk),
         "batch_size": batch_size,
         "backend": jax.default_backend(),
-        "wall_time_s": wall,
         "versions": {
             "sweepjax": __version__,
             "jax": jax.__version__,

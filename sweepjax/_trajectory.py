@@ -1,6 +1,7 @@
-"""One run: the pure GD step and the trajectory (a scan of scans) with its records.
+"""The pure GD step and measurement of one run, and the trajectory of a batch of runs.
 
-Everything here is written for a single (η, θ₀) pair; the sweep gets grids with ``jax.vmap``.
+``step`` and ``measure`` are written for a single (η, θ₀) pair; the trajectory vmaps them over a
+batch inside a scan of scans, so histories come out time-major (n_record, batch).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class Trajectory(eqx.Module):
         else:
             new_params = jax.tree.map(lambda p, u, s: p + factor * s * u, state.params, updates, scale)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
-        bad = ~jnp.isfinite(loss) | (loss > threshold) | ~finite
+        bad_here = ~jnp.isfinite(loss) | (loss > threshold)  # θ_t is the first bad iterate
+        bad = bad_here | ~finite  # or θ_{t+1} is non-finite: keep the finite θ_t
         active = state.alive & (t < budget)
         move = active & ~bad
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
@@ -84,7 +86,7 @@ class Trajectory(eqx.Module):
             opt_state=keep(opt_state, state.opt_state),
             eigvec=state.eigvec,
             alive=state.alive & ~(active & bad),
-            diverged_at=jnp.where(active & bad, t, state.diverged_at).astype(jnp.int32),
+            diverged_at=jnp.where(active & bad, jnp.where(bad_here, t, t + 1), state.diverged_at).astype(jnp.int32),
         )
 
     def measure(self, problem: AbstractProblem, threshold, state: RunState) -> tuple[dict[str, Array], RunState]:
@@ -107,26 +109,38 @@ class Trajectory(eqx.Module):
         return out, eqx.tree_at(lambda s: s.eigvec, state, eigvec)
 
     def __call__(
-        self, problem: AbstractProblem, lr: Float[Array, ""], params: Params, budget: Int[Array, ""], threshold
+        self,
+        problem: AbstractProblem,
+        lrs: Float[Array, " b"],
+        params: Params,
+        budgets: Int[Array, " b"],
+        threshold: Float[Array, ""],
     ) -> tuple[dict[str, Array], dict[str, Array], RunState]:
-        """Run T = num_steps steps; return records (n_record,), final metrics and the final state."""
+        """Run a batch of b runs for T = num_steps steps (a scan of scans over a vmapped step).
+
+        Returns records (n_record, b) (time-major), final metrics (b,) and the final states.
+        The step and the measurement are written for one run and vmapped over the batch.
+        """
         k = self.every
-        state = self.init_state(problem, lr, params)
+        state = jax.vmap(lambda lr, p: self.init_state(problem, lr, p))(lrs, params)
+        measure = jax.vmap(lambda s: self.measure(problem, threshold, s))
+        step = jax.vmap(lambda lr, b, s, t: self.step(problem, lr, threshold, b, s, t), in_axes=(0, 0, 0, None))
 
-        def outer(state, i):
-            t0 = i * k
-            rec, state = self.measure(problem, threshold, state)
-            rec = {n: jnp.where(t0 <= budget, v, jnp.nan) for n, v in rec.items()}
+        def advance(state, t0):
+            if k == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
+                return step(lrs, budgets, state, t0)
+            return jax.lax.scan(lambda s, t: (step(lrs, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
 
-            def inner(state, t):
-                return self.step(problem, lr, threshold, budget, state, t), None
-
-            state, _ = jax.lax.scan(inner, state, t0 + jnp.arange(k))
+        def outer(state, t0):
+            rec, state = measure(state)
+            rec = {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
+            # the last record (t0 = T) takes no steps; t0 is shared by the batch, so cond skips the work
+            state = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0)
             return state, rec
 
-        state, records = jax.lax.scan(outer, state, jnp.arange(self.num_steps // k))
-        final, state = self.measure(problem, threshold, state)
-        end = jnp.minimum(budget, self.num_steps)
+        state, records = jax.lax.scan(outer, state, jnp.arange(0, self.num_steps + 1, k))
+        final, state = measure(state)  # at each run's final parameters (frozen past its budget)
+        end = jnp.minimum(budgets, self.num_steps)
         # a run whose last point is bad diverged at its last step
         final_bad = state.alive & jnp.isnan(final["loss"])
         state = eqx.tree_at(
@@ -134,6 +148,4 @@ class Trajectory(eqx.Module):
             state,
             (state.alive & ~final_bad, jnp.where(final_bad, end, state.diverged_at).astype(jnp.int32)),
         )
-        last = {n: jnp.where(self.num_steps <= budget, v, jnp.nan) for n, v in final.items()}
-        records = {n: jnp.concatenate([records[n], last[n][None]]) for n in records}
         return records, final, state

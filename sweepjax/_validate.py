@@ -16,10 +16,12 @@ from .problems._base import AbstractProblem
 
 @dataclasses.dataclass(frozen=True)
 class SweepArgs:
-    lrs: np.ndarray  # (n_lr,) in the sweep dtype
+    lrs: np.ndarray  # (n_lr,) float64, exactly as given (cast to the sweep dtype on device)
     inits: Any  # pytree of (n_init, ...) arrays in the sweep dtype
     budgets: np.ndarray  # (n_lr, n_init) int64
     num_steps: int
+    chunk_size: int | None
+    batch_size: int | None
 
 
 def is_int(x) -> bool:
@@ -90,7 +92,7 @@ def check_sweep_args(
         )
     if not isinstance(record, Record):
         raise TypeError(f"record must be a sweepjax.Record, got {type(record).__name__}")
-    lrs_np = check_lrs(lrs, dtype)
+    lrs_np = check_lrs(lrs)
     inits_np = check_inits(inits, problem, dtype)
     n_lr, n_init = lrs_np.size, jax.tree.leaves(inits_np)[0].shape[0]
     every = record.every
@@ -136,7 +138,8 @@ def check_sweep_args(
         )
     if not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(f"progress must be a bool or a callback (done, total), got {type(progress).__name__}")
-    return SweepArgs(lrs_np, inits_np, budgets, int(num_steps))
+    as_int = lambda v: None if v is None else int(v)  # noqa: E731  (NumPy ints are static Python ints)
+    return SweepArgs(lrs_np, inits_np, budgets, int(num_steps), as_int(chunk_size), as_int(batch_size))
 
 
 def check_problem(problem: AbstractProblem, one_init) -> None:
