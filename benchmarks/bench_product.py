@@ -2,7 +2,7 @@
 
 Compares, in one process and on the same workload:
   * ``sweepjax.sweep`` (one compiled program over the grid),
-  * a Python loop of jitted single runs (the same GD + exact 2×2 sharpness, one run per call),
+  * a Python loop of jitted single runs (the library's one-run program, one call per run),
   * a hand-vectorized NumPy implementation over all runs at once.
 Reports steady-state run-steps/s (compile timed separately) and the ratios.
 
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sweepjax as sj
+from sweepjax._trajectory import Trajectory
 
 
 def workload(n_runs: int):
@@ -42,24 +43,13 @@ def bench_sweep(p, lrs, inits, steps):
     return steady, first - steady, res
 
 
-def bench_jit_loop(lrs, inits, steps, n_loop):
-    """One jitted function per run: lax.scan of GD with the exact 2×2 sharpness each step."""
-
-    def run(lr, theta):
-        def body(th, _):
-            x, y = th[0], th[1]
-            s = x * y
-            d1 = s / jnp.sqrt(1 + s * s)  # ℓ'(s)
-            d2 = (1 + s * s) ** -1.5  # ℓ''(s)
-            a, b, c = d2 * y * y, d2 * x * y + d1, d2 * x * x
-            lam = 0.5 * (a + c) + jnp.sqrt(0.25 * (a - c) ** 2 + b * b)
-            return th - lr * d1 * jnp.stack([y, x]), (jnp.sqrt(1 + s * s), lam)
-
-        return jax.lax.scan(body, theta, None, length=steps)
-
-    run = jax.jit(run)
-    pairs = [(lr, th) for lr in lrs for th in inits][:n_loop]
-    jax.block_until_ready(run(pairs[0][0], pairs[0][1]))
+def bench_jit_loop(p, lrs, inits, steps, n_loop):
+    """What the sweep replaces: the library's single-run program, jitted, called once per (η, θ₀)."""
+    trajectory = Trajectory(optimizer=None, solver=sj.DenseEigh(), observables=False, every=1, num_steps=steps)
+    budget, threshold = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
+    run = jax.jit(lambda lr, th: trajectory(p, lr[None], th[None], budget, threshold)[0])
+    pairs = [(jnp.float32(lr), jnp.asarray(th)) for lr in lrs for th in inits][:n_loop]
+    jax.block_until_ready(run(*pairs[0]))
     t0 = time.perf_counter()
     for lr, th in pairs:
         out = run(lr, th)
@@ -99,7 +89,7 @@ def main(argv=None) -> dict:
     work = n * args.steps
 
     t_sweep, t_compile, res = bench_sweep(p, lrs, inits, args.steps)
-    t_loop = bench_jit_loop(lrs, inits, args.steps, args.loop_runs) * n
+    t_loop = bench_jit_loop(p, lrs, inits, args.steps, args.loop_runs) * n
     t_np, sharp_np = bench_numpy(lrs, inits, args.steps)
     # same numbers: the NumPy sharpness at step 1000 against the sweep's (float32 both)
     k = min(1000, args.steps - 1)

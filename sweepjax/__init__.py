@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
+from . import plot as plot
 from . import problems as problems
+from . import theory as theory
 from ._curvature import DenseEigh as DenseEigh
 from ._curvature import Eig as Eig
 from ._curvature import Lanczos as Lanczos
@@ -10,6 +12,7 @@ from ._curvature import PowerIteration as PowerIteration
 from ._curvature import hessian_matvec as hessian_matvec
 from ._curvature import hvp as hvp
 from ._curvature import sharpness as sharpness
+from ._export import load as load
 from ._record import Record as Record
 from ._result import Status as Status
 from ._result import SweepResult as SweepResult

@@ -168,10 +168,9 @@ def _sweep(
         )  # fmt: skip
         pieces.append(jax.device_get(out))
         report(c + 1)
-    records = {n: np.concatenate([p[0][n] for p in pieces], axis=1)[:, :n_runs] for n in pieces[0][0]}
-    final, params, alive, diverged_at = jax.tree.map(
-        lambda *xs: np.concatenate(xs, axis=0)[:n_runs], *[p[1:] for p in pieces]
-    )
+    join = lambda axis: lambda *xs: (xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis))  # noqa: E731
+    records = {n: join(1)(*[p[0][n] for p in pieces])[:, :n_runs] for n in pieces[0][0]}
+    final, params, alive, diverged_at = jax.tree.map(lambda *xs: join(0)(*xs)[:n_runs], *[p[1:] for p in pieces])
 
     grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
     status = np.where(grid(alive), 0, 1).astype(np.int8)

@@ -45,7 +45,9 @@ class ProductLoss(AbstractProblem):
     Facts: ∇f = ℓ'(xy)(y, x);  ∇²f = ℓ''(xy)[y; x][y; x]ᵀ + ℓ'(xy)[[0, 1], [1, 0]].
     Every loss here is even, 1-Lipschitz, ℓ''(0) = 1, so at a minimiser (0, y) the sharpness is y².
     Gradient flow conserves y² − x²; GD's limiting sharpness is ≈ min(y₀² − x₀², 2/η).
-    At the saddle (0, 0) the Hessian is [[0, 1], [1, 0]]: eigenvalues ±1.
+    ℓ' is odd, so ∇²f(0, 0) = 0. Off the axes ∇²f is indefinite (det = −ℓ'(s)(ℓ'(s) + 2sℓ''(s)) < 0
+    at s = xy ≠ 0); where ℓ'' = 0 (|xy| ≥ 1 for Huber, ≥ r_β for ℓ_β) it is ±[[0, 1], [1, 0]]:
+    eigenvalues ±1, a symmetric spectrum on which plain power iteration does not converge.
 
     Losses: ``"rsym"`` (ℓ' = tanh), ``"sqrt"`` (√(1+s²)), ``"huber"`` and ``"beta"`` (ℓ_β, needs ``beta``).
     """
