@@ -210,7 +210,11 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         add(f"inits_{_safe(k)}".rstrip("_"), ("init", *param_dims[k]), v, "inits", k)
     for k, v in final_params.items():
         add(f"final_params_{_safe(k)}".rstrip("_"), ("lr", "init", *param_dims[k]), v, "final_params", k)
-    coords = {"lr": ("lr", _as_array(result.lrs, "lrs")), "init": ("init", np.arange(n_init)),
+    lrs = _as_array(result.lrs, "lrs")
+    if lrs.ndim == 2:  # a column of step sizes per init: index the lr axis, store the values as a variable
+        add("lr_value", ("lr", "init"), lrs, "lrs", "lrs")
+        lrs = np.arange(lrs.shape[0])
+    coords = {"lr": ("lr", lrs), "init": ("init", np.arange(n_init)),
               "step": ("step", _as_array(result.steps, "steps"))}  # fmt: skip
     attrs = {
         "sweepjax_format": f"{FORMAT_NAME}/{FORMAT_VERSION}",
@@ -243,7 +247,7 @@ def _from_dataset(ds: xarray.Dataset, where: str) -> SweepResult:
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"{where} is a damaged sweepjax result: {type(e).__name__}: {e}") from e
     return SweepResult(
-        lrs=np.array(ds["lr"].values),
+        lrs=parts["lrs"]["lrs"] if "lrs" in parts else np.array(ds["lr"].values),
         steps=np.array(ds["step"].values),
         inits=inits,
         records=parts.get("record", {}),

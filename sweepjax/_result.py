@@ -26,7 +26,7 @@ class SweepResult:
     """Everything a sweep measured, as NumPy arrays with the grid as leading axes.
 
     Attributes:
-        lrs: (n_lr,) step sizes η.
+        lrs: (n_lr,) step sizes η, or (n_lr, n_init) when each init had its own column.
         steps: (n_record,) the step t of each record (records are taken at θ_t, t = 0, k, …, T).
         inits: the initial points, a pytree of arrays with leading axis n_init.
         records: name -> (n_lr, n_init, n_record): ``loss``, ``sharpness``, ``sharpness_residual``

@@ -27,7 +27,7 @@ DEFAULT_DIVERGENCE_THRESHOLD = 1e6
 def _run_chunk(
     trajectory: Trajectory,
     problem: AbstractProblem,
-    lrs: Float[jax.Array, " n_lr"],
+    lrs: Float[jax.Array, "n_lr n_init"],
     inits: PyTree,
     budgets: Int[jax.Array, "n_lr n_init"],
     lr_idx: Int[jax.Array, " c"],
@@ -42,7 +42,7 @@ def _run_chunk(
     def run_batch(idx):
         i, j = idx
         params = jax.tree.map(lambda a: a[j], inits)
-        records, final, state = trajectory(problem, lrs[i], params, budgets[i, j], threshold)
+        records, final, state = trajectory(problem, lrs[i, j], params, budgets[i, j], threshold)
         return records, final, state.params, state.alive, state.diverged_at
 
     idx = (lr_idx.reshape(c // b, b), init_idx.reshape(c // b, b))
@@ -88,7 +88,8 @@ def sweep(
 
     Args:
         problem: the objective (an ``AbstractProblem``; wrap a plain function in ``problems.Objective``).
-        lrs: (n_lr,) positive step sizes η.
+        lrs: (n_lr,) positive step sizes η shared by all inits, or (n_lr, n_init) with a column
+            of step sizes per init (as the boundary search uses).
         inits: a pytree of arrays with leading axis n_init (one parameter point per row).
         num_steps: steps T per run, a multiple of ``record.every``; defaults to the largest budget
             in ``max_steps`` rounded up to a multiple of ``record.every``.
@@ -152,7 +153,7 @@ def _sweep(
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)
 
-    lrs_dev = jnp.asarray(lrs_np, dtype)
+    lrs_dev = jnp.asarray(np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)), dtype)
     inits_dev = jax.tree.map(jnp.asarray, inits_np)
     budgets_dev = jnp.asarray(budgets_np, dtype=jnp.int32)
     threshold = jnp.asarray(divergence_threshold, dtype)

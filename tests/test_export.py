@@ -231,3 +231,14 @@ def test_missing_xarray_message(product, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "xarray", None)
     with pytest.raises(ImportError, match=r"pip install 'sweepjax\[xarray\]'"):
         product.to_xarray()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_per_init_lr_columns_round_trip(fmt, tmp_path):
+    p = sj.problems.ProductLoss("sqrt")
+    cols = np.array([[0.1, 0.2], [0.3, 0.4]])
+    res = sj.sweep(p, cols, p.init_grid(jnp.array([1.0, 2.0])), num_steps=4, record=sj.Record(every=2))
+    path = res.save(tmp_path / "r") if fmt == "npz" else res.to_netcdf(tmp_path / "r.nc")
+    back = sj.load(path)
+    np.testing.assert_array_equal(back.lrs, res.lrs, strict=True)
+    np.testing.assert_array_equal(back.records["loss"], res.records["loss"], strict=True)

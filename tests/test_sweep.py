@@ -268,6 +268,7 @@ BAD_INPUTS = [
     (dict(lrs=[np.nan]), ValueError, "lrs"),
     (dict(lrs=[np.inf]), ValueError, "lrs"),
     (dict(lrs=[]), ValueError, "lrs"),
+    (dict(lrs=[[[0.1]]]), ValueError, "lrs"),
     (dict(lrs=[[0.1]]), ValueError, "lrs"),
     (dict(lrs=["a"]), TypeError, "lrs"),
     (dict(inits=np.zeros((0, 2))), ValueError, "inits"),
@@ -345,3 +346,17 @@ def test_problem_module_fields_are_traced_not_baked():
                   record=sj.Record(every=10))  # fmt: skip
     np.testing.assert_allclose(r1.final_params[0, 0, 0], 0.9**10, rtol=1e-5)
     np.testing.assert_allclose(r2.final_params[0, 0, 0], 0.7**10, rtol=1e-5)
+
+
+def test_per_init_step_size_columns():
+    p = ProductLoss("sqrt")
+    inits = p.init_grid(jnp.array([1.0, 4.0, 9.0]), x0=0.5)
+    cols = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    res = sj.sweep(p, cols, inits, num_steps=20, record=sj.Record(every=10))
+    assert res.lrs.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            one = sj.sweep(p, cols[i, j : j + 1], inits[j : j + 1], num_steps=20, record=sj.Record(every=10))
+            np.testing.assert_allclose(res.final_params[i, j], one.final_params[0, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match="lrs"):
+        sj.sweep(p, cols[:, :2], inits, num_steps=20, record=sj.Record(every=10))
