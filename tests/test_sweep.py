@@ -360,3 +360,14 @@ def test_per_init_step_size_columns():
             np.testing.assert_allclose(res.final_params[i, j], one.final_params[0, 0], rtol=1e-6)
     with pytest.raises(ValueError, match="lrs"):
         sj.sweep(p, cols[:, :2], inits, num_steps=20, record=sj.Record(every=10))
+
+
+def test_gd_shrinks_the_gradient_flow_invariant_by_the_exact_factor():
+    """For ℓ(xy), one GD step maps y² − x² to (y² − x²)(1 − η²ℓ'(xy)²) exactly."""
+    p = ProductLoss("rsym")  # ℓ' = tanh
+    lrs = np.array([0.1, 0.4])
+    res = sj.sweep(p, lrs, jnp.array([[1.0, 3.0], [0.5, 6.0]]), num_steps=50, record=sj.Record(every=1),
+                   dtype=jnp.float64)  # fmt: skip
+    w, s = res.records["y2_minus_x2"], res.records["xy"]
+    factor = 1 - lrs[:, None, None] ** 2 * np.tanh(s[..., :-1]) ** 2
+    np.testing.assert_allclose(w[..., 1:], w[..., :-1] * factor, rtol=1e-12)
