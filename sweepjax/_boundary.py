@@ -1,0 +1,381 @@
+"""Boundary search: the critical step size where a criterion flips, for every init at once.
+
+Each round is one ``sweep`` over a per-init (points, n_init) grid of step sizes spaced
+geometrically inside each init's current bracket; the bracket then shrinks to the neighbouring
+pair around the first flip. All rounds share one compiled shape after the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import types
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jaxtyping import ArrayLike, PyTree
+
+from ._phases import Phase, classify, phase_rules
+from ._record import Record
+from ._result import SweepResult
+from ._sweep import sweep
+from .problems._base import AbstractProblem
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Criterion:
+    """A named predicate on a sweep: ``criterion(result)`` -> (n_lr, n_init) bool.
+
+    Build one with the constructors in ``sweepjax.criteria``; any plain callable
+    ``SweepResult -> bool array`` works wherever a criterion is expected.
+    """
+
+    name: str
+    fn: Callable[[SweepResult], np.ndarray]
+    params: tuple[tuple[str, Any], ...] = ()
+    needs_sharpness: bool = False  #: the sweep must record ``sharpness``
+
+    def __call__(self, result: SweepResult) -> np.ndarray:
+        return self.fn(result)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"criteria.{self.name}({args})"
+
+
+def diverges() -> Criterion:
+    """The run diverged (``status`` DIVERGED)."""
+    return Criterion("diverges", lambda res: np.asarray(res.diverged))
+
+
+def eos(**thresholds) -> Criterion:
+    """``classify``'s edge-of-stability rule holds (not diverged), whatever the catapult rule says.
+
+    ``thresholds`` are ``classify``'s keywords (``curvature``, ``edge``, ``eos_tol``, ...).
+    """
+    _check_thresholds(thresholds)
+    return Criterion(
+        "eos", lambda res: phase_rules(res, **thresholds)[Phase.EOS], tuple(thresholds.items()), _curv(thresholds)
+    )
+
+
+def catapults(**thresholds) -> Criterion:
+    """``classify`` labels the run CATAPULT; ``thresholds`` are ``classify``'s keywords."""
+    _check_thresholds(thresholds)
+    return Criterion(
+        "catapults",
+        lambda res: classify(res, **thresholds) == Phase.CATAPULT,
+        tuple(thresholds.items()),
+        _curv(thresholds),
+    )
+
+
+def is_phase(phase: Phase | int, **thresholds) -> Criterion:
+    """``classify`` labels the run ``phase``; ``thresholds`` are ``classify``'s keywords."""
+    phase = Phase(phase)
+    _check_thresholds(thresholds)
+    return Criterion(
+        "is_phase",
+        lambda res: classify(res, **thresholds) == phase,
+        (("phase", phase), *thresholds.items()),
+        _curv(thresholds),
+    )
+
+
+def below(name: str, level: float, *, diverged: bool = False) -> Criterion:
+    """The final value of record ``name`` is below ``level``; diverged runs count as ``diverged``.
+
+    E.g. ``below("b", -0.01)``: a threshold neuron's bias was learned. A NaN final value of a
+    run that did not diverge counts as False.
+    """
+    _check_level(name, level, diverged)
+    return Criterion(
+        "below",
+        lambda res: _compare(res, name, np.less, level, diverged),
+        (("name", name), ("level", level), ("diverged", diverged)),
+    )
+
+
+def above(name: str, level: float, *, diverged: bool = False) -> Criterion:
+    """The final value of record ``name`` is above ``level``; diverged runs count as ``diverged``.
+
+    E.g. ``above("loss", 1.0, diverged=True)``: the run did not get below loss 1. A NaN final value
+    of a run that did not diverge counts as False.
+    """
+    _check_level(name, level, diverged)
+    return Criterion(
+        "above",
+        lambda res: _compare(res, name, np.greater, level, diverged),
+        (("name", name), ("level", level), ("diverged", diverged)),
+    )
+
+
+def _compare(res: SweepResult, name: str, op, level: float, diverged: bool) -> np.ndarray:
+    if name not in res.final:
+        raise ValueError(f"criterion record {name!r} is not in the result (finals: {sorted(res.final)})")
+    with np.errstate(invalid="ignore"):
+        out = op(np.asarray(res.final[name], dtype=float), level)
+    return np.where(res.diverged, diverged, out)
+
+
+def _check_level(name, level, diverged) -> None:
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a record name (str), got {name!r}")
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or math.isnan(level):
+        raise ValueError(f"level must be a number, got {level!r}")
+    if not isinstance(diverged, bool):
+        raise ValueError(f"diverged must be a bool, got {diverged!r}")
+
+
+_THRESHOLDS = ("curvature", "edge", "eos_tol", "window", "rise_tol", "catapult_factor", "lazy_tol")
+
+
+def _curv(thresholds: dict) -> bool:
+    return thresholds.get("curvature", "sharpness") == "sharpness"
+
+
+def _check_thresholds(thresholds: dict) -> None:
+    unknown = sorted(set(thresholds) - set(_THRESHOLDS))
+    if unknown:
+        raise ValueError(f"unknown classify thresholds {unknown}; known: {list(_THRESHOLDS)}")
+
+
+#: criteria usable by name in ``find_boundary`` (each a constructor taking keyword thresholds)
+REGISTRY: dict[str, Callable[..., Criterion]] = {"diverges": diverges, "eos": eos, "catapults": catapults}
+
+criteria = types.SimpleNamespace(
+    Criterion=Criterion,
+    REGISTRY=REGISTRY,
+    diverges=diverges,
+    eos=eos,
+    catapults=catapults,
+    is_phase=is_phase,
+    below=below,
+    above=above,
+)
+criteria.__doc__ = """Boundary criteria: ``diverges()``, ``eos(**thresholds)``, ``catapults(**thresholds)``,
+``is_phase(phase, **thresholds)``, ``below(name, level)``, ``above(name, level)``; ``REGISTRY`` maps the
+names usable as strings in ``find_boundary`` to their constructors."""
+
+
+def _resolve(criterion) -> Callable[[SweepResult], np.ndarray]:
+    if isinstance(criterion, str):
+        if criterion not in REGISTRY:
+            needs_args = criterion in ("below", "above")
+            hint = f" (it needs arguments: criteria.{criterion}(name, level))" if needs_args else ""
+            raise ValueError(f"unknown criterion {criterion!r}{hint}; known names: {sorted(REGISTRY)}")
+        return REGISTRY[criterion]()
+    if not callable(criterion):
+        raise ValueError(
+            f"criterion must be a name in {sorted(REGISTRY)} or a callable SweepResult -> bool, got {criterion!r}"
+        )
+    return criterion
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Boundary:
+    """Where a criterion flips along η, per init (all arrays shaped (n_init,)).
+
+    Attributes:
+        lr: geometric midpoint √(lo·hi) of the final bracket; NaN where not found.
+        lo, hi: the final bracket, criterion(lo) ≠ criterion(hi); NaN where not found.
+        width: relative width hi/lo − 1; NaN where not found.
+        found: the criterion differed between the ends of the initial bracket.
+        value_at_lo: the criterion at the lower end (True/False: which side is which; where not
+            found, the value everywhere the search looked).
+        brackets: (num_sweeps + 1, 2, n_init) the (lo, hi) bracket before the first and after
+            each round (the initial bracket where not found).
+        num_sweeps: number of ``sweep`` calls made (one per round).
+        criterion: repr of the criterion.
+    """
+
+    lr: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    width: np.ndarray
+    found: np.ndarray
+    value_at_lo: np.ndarray
+    brackets: np.ndarray
+    num_sweeps: int
+    criterion: str
+
+    def __repr__(self) -> str:
+        n = self.found.size
+        return (
+            f"Boundary(n_init={n}, found={int(self.found.sum())}/{n}, "
+            f"max_width={np.nanmax(self.width) if self.found.any() else float('nan'):.3g}, "
+            f"num_sweeps={self.num_sweeps}, criterion={self.criterion})"
+        )
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs):
+    try:
+        lo, hi = (float(b) for b in bracket)
+    except (TypeError, ValueError):
+        raise ValueError(f"bracket must be a pair (lo, hi) of step sizes, got {bracket!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo > 0 and hi > 0):
+        raise ValueError(f"bracket ends must be positive and finite, got {bracket!r}")
+    if lo >= hi:
+        raise ValueError(f"bracket must have lo < hi, got {bracket!r}")
+    for name, value in (("rounds", rounds), ("points", points)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if num_steps is None and horizon is None:
+        raise ValueError("give num_steps (steps per run) or horizon (budget ⌈horizon/η⌉ per run)")
+    if num_steps is not None and (not _is_int(num_steps) or num_steps < 1):
+        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    real = lambda x: isinstance(x, numbers.Real) and not isinstance(x, bool)  # noqa: E731
+    if horizon is not None and not (real(horizon) and math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be a positive finite number, got {horizon!r}")
+    if tol is not None and not (real(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number or None, got {tol!r}")
+    for name in ("lrs", "max_steps"):
+        if name in sweep_kwargs:
+            raise ValueError(f"{name} is set by find_boundary (use bracket / horizon), not a sweep keyword here")
+    return lo, hi
+
+
+def find_boundary(
+    problem: AbstractProblem,
+    inits: PyTree[ArrayLike],
+    bracket: tuple[float, float],
+    criterion: str | Callable[[SweepResult], ArrayLike],
+    *,
+    num_steps: int | None = None,
+    horizon: float | None = None,
+    rounds: int = 8,
+    points: int = 3,
+    tol: float | None = None,
+    record: Record | None = None,
+    **sweep_kwargs,
+) -> Boundary:
+    r"""Locate, for every init at once, the critical step size η* where ``criterion`` flips.
+
+    Assumes the criterion is monotone in η inside the bracket (e.g. ``"diverges"``: False below
+    η*, True above; either direction is fine). Round r sweeps, for each init, ``points`` step
+    sizes spaced geometrically strictly inside its bracket [lo, hi]:
+    η_k = lo·(hi/lo)^{k/(points+1)}, k = 1..points (the first round also runs lo and hi). The
+    bracket becomes the neighbouring pair around the first η whose criterion differs from the
+    one at lo, so log(hi/lo) shrinks by a factor points + 1 per round (points = 1 is bisection).
+    An init whose criterion agrees at both ends of the initial bracket is ``found=False``.
+
+    Args:
+        problem: the objective, as for ``sweep``.
+        inits: pytree of arrays with leading axis n_init.
+        bracket: (lo, hi), 0 < lo < hi, the initial step-size bracket shared by all inits.
+        criterion: a name in ``criteria.REGISTRY`` (``"diverges"``, ``"eos"``, ``"catapults"``),
+            a ``criteria`` constructor's result (``criteria.below("b", -0.01)``), or any callable
+            ``SweepResult -> (n_lr, n_init) bool``.
+        num_steps: steps per run; with ``horizon`` too, it caps the budgets.
+        horizon: fixed time horizon η·T: each run gets ⌈horizon/η⌉ steps (the scan length is
+            that of the bracket's lower end, so all rounds share one compiled shape).
+        rounds: number of rounds (= sweeps); fewer when ``tol`` is met or nothing is found.
+        points: step sizes per init per round.
+        tol: stop once every found init has relative width hi/lo − 1 ≤ tol. Widths below the
+            sweep dtype's resolution (≈1e-7 in float32) mean nothing: each η is cast to it.
+        record: what each sweep records; default ``Record()`` (sharpness "auto") for criteria that
+            need the sharpness (``"eos"``, ``"catapults"``), else ``Record(sharpness=None)``.
+        **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ...).
+
+    Returns:
+        a ``Boundary``.
+
+    Example:
+        ```python
+        quad = sj.problems.Objective(lambda th: 0.5 * th @ A @ th, params_like=jnp.zeros(3))
+        b = sj.find_boundary(quad, inits, (0.01, 10.0), "diverges", num_steps=2000, rounds=6)
+        b.lr  # ≈ 2/λ_max of the modes each init occupies
+        ```
+    """
+    lo0, hi0 = _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs)
+    crit = _resolve(criterion)
+    needs_sharpness = getattr(crit, "needs_sharpness", False)
+    if record is None:
+        record = Record() if needs_sharpness else Record(sharpness=None)
+    if not isinstance(record, Record):
+        raise ValueError(f"record must be a sweepjax.Record, got {type(record).__name__}")
+    if needs_sharpness and record.sharpness is None:
+        raise ValueError(f"record has sharpness=None but criterion {crit!r} needs the sharpness record")
+    leaves = jax.tree.leaves(inits)
+    if not leaves or np.ndim(leaves[0]) == 0:
+        raise ValueError("inits must be a pytree of arrays with a leading axis n_init")
+    n_init = int(np.shape(leaves[0])[0])
+
+    steps = num_steps
+    if horizon is not None:
+        longest = math.ceil(horizon / lo0 - 1e-9)
+        longest = -(-longest // record.every) * record.every
+        steps = longest if num_steps is None else min(num_steps, longest)
+        steps = max(steps, record.every)
+
+    def run(lrs: np.ndarray) -> np.ndarray:
+        kwargs = dict(sweep_kwargs)
+        if horizon is not None:
+            kwargs["max_steps"] = np.minimum(np.ceil(horizon / lrs - 1e-9), steps).astype(np.int64)
+        res = sweep(problem, lrs, inits, num_steps=steps, record=record, **kwargs)
+        out = np.asarray(crit(res))
+        if out.shape != lrs.shape:
+            raise ValueError(f"criterion returned shape {out.shape}, expected (n_lr, n_init) = {lrs.shape}")
+        return out.astype(bool)
+
+    lo = np.full(n_init, lo0)
+    hi = np.full(n_init, hi0)
+    frac = np.arange(1, points + 1)[:, None] / (points + 1)  # (points, 1)
+
+    def interior(lo, hi):
+        return lo[None] * (hi / lo)[None] ** frac  # (points, n_init)
+
+    # round 1: the ends and the interior grid in one sweep
+    grid = np.concatenate([lo[None], interior(lo, hi), hi[None]], axis=0)
+    values = run(grid)
+    value_lo, value_hi = values[0], values[-1]
+    found = value_lo != value_hi
+    lo, hi = _shrink(grid, values, value_lo, lo, hi, found)
+    history = [np.stack([np.full(n_init, lo0), np.full(n_init, hi0)]), np.stack([lo, hi])]
+    sweeps = 1
+
+    while sweeps < rounds and found.any():
+        if tol is not None and np.all(hi[found] / lo[found] - 1.0 <= tol):
+            break
+        inner = interior(lo, hi)
+        values = run(inner)
+        grid = np.concatenate([lo[None], inner, hi[None]], axis=0)
+        values = np.concatenate([value_lo[None], values, value_hi[None]], axis=0)
+        lo, hi = _shrink(grid, values, value_lo, lo, hi, found)
+        history.append(np.stack([lo, hi]))
+        sweeps += 1
+
+    nan = np.full(n_init, np.nan)
+    lo_out, hi_out = np.where(found, lo, nan), np.where(found, hi, nan)
+    return Boundary(
+        lr=np.sqrt(lo_out * hi_out),
+        lo=lo_out,
+        hi=hi_out,
+        width=hi_out / lo_out - 1.0,
+        found=found,
+        value_at_lo=value_lo,
+        brackets=np.stack(history),
+        num_sweeps=sweeps,
+        criterion=repr(crit),
+    )
+
+
+def _shrink(grid, values, value_lo, lo, hi, found):
+    """New bracket per init: (grid[k−1], grid[k]) around the first k with values[k] ≠ value at lo.
+
+    ``grid`` and ``values`` are (m, n_init) with rows sorted by η, row 0 the current lo and
+    row m−1 the current hi; inits not found keep their bracket.
+    """
+    differs = values != value_lo[None]
+    differs[-1] = True  # the hi end differs wherever found (sentinel: no interior flip -> last pair)
+    k = np.argmax(differs, axis=0)
+    cols = np.arange(grid.shape[1])
+    new_lo, new_hi = grid[k - 1, cols], grid[k, cols]
+    return np.where(found, new_lo, lo), np.where(found, new_hi, hi)

@@ -1,0 +1,191 @@
+"""Phase classification of a sweep's runs: diverged, edge of stability, catapult, lazy, stable.
+
+Pure post-processing of a ``SweepResult`` on the host (NumPy); nothing is re-run.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from ._result import SweepResult
+
+
+class Phase(enum.IntEnum):
+    """Per-run phase code (``classify`` returns them as int8).
+
+    When several rules hold, the first in the order DIVERGED, CATAPULT, EOS, LAZY wins;
+    a run matching none is STABLE.
+    """
+
+    STABLE = 0  #: gradient-flow regime: not diverged, curvature moved but no EoS/catapult signature
+    LAZY = 1  #: curvature barely moved: |κ_T − κ_0| ≤ lazy_tol·|κ_0| (kernel regime; every quadratic)
+    EOS = 2  #: late curvature reached edge/η within eos_tol, and the loss was non-monotone
+    CATAPULT = 3  #: loss spiked ≥ catapult_factor × its initial value, then fell below it; κ_T < κ_0
+    DIVERGED = 4  #: status DIVERGED (loss non-finite or past the divergence threshold)
+
+
+def _check_number(name: str, value, *, low: float, low_inclusive: bool, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    ok_low = value >= low if low_inclusive else value > low
+    if not ok_low or value > high:
+        lo_br = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must lie in {lo_br}{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _lr_grid(result: SweepResult) -> np.ndarray:
+    """(n_lr, n_init) step sizes, also for a shared (n_lr,) column."""
+    lrs = np.asarray(result.lrs, dtype=float)
+    return np.broadcast_to(lrs.reshape(lrs.shape[0], -1), result.shape)
+
+
+def _nan_reduce(fn, a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """nanmax/nanmin without the all-NaN warning (all-NaN slices give NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(a, axis=axis)
+
+
+def _record(result: SweepResult, name: str) -> np.ndarray:
+    if name not in result.records:
+        raise ValueError(
+            f"curvature={name!r} is not a record of this result (records: {sorted(result.records)}); "
+            "sweep with Record(sharpness=...) or name another record"
+        )
+    return np.asarray(result.records[name], dtype=float)
+
+
+def phase_rules(
+    result: SweepResult,
+    *,
+    curvature: str = "sharpness",
+    edge: float = 2.0,
+    eos_tol: float = 0.05,
+    window: float = 0.1,
+    rise_tol: float = 1e-5,
+    catapult_factor: float = 2.0,
+    lazy_tol: float | None = 0.05,
+) -> dict[Phase, np.ndarray]:
+    """Each rule of ``classify`` on its own, as (n_lr, n_init) bool masks (not mutually exclusive).
+
+    Keys DIVERGED, EOS, CATAPULT, LAZY; the non-diverged rules are False on diverged runs.
+    Arguments are those of ``classify``.
+    """
+    if not isinstance(result, SweepResult):
+        raise TypeError(f"result must be a SweepResult, got {type(result).__name__}")
+    if not isinstance(curvature, str):
+        raise ValueError(f"curvature must be a record name (str), got {curvature!r}")
+    edge = _check_number("edge", edge, low=0.0, low_inclusive=False)
+    eos_tol = _check_number("eos_tol", eos_tol, low=0.0, low_inclusive=True, high=1.0)
+    window = _check_number("window", window, low=0.0, low_inclusive=True, high=1.0)
+    rise_tol = _check_number("rise_tol", rise_tol, low=0.0, low_inclusive=True)
+    catapult_factor = _check_number("catapult_factor", catapult_factor, low=0.0, low_inclusive=False)
+    if lazy_tol is not None:
+        lazy_tol = _check_number("lazy_tol", lazy_tol, low=0.0, low_inclusive=True)
+    if "loss" not in result.records:
+        raise ValueError(f"result has no 'loss' record (records: {sorted(result.records)})")
+
+    diverged = np.asarray(result.status) == 1
+    alive = ~diverged
+    lrs = _lr_grid(result)
+    loss = np.asarray(result.records["loss"], dtype=float)
+    curv = _record(result, curvature)
+    final_loss = np.asarray(result.final.get("loss", _nan_reduce(np.nanmax, loss[..., -1:])), dtype=float)
+    final_curv = np.asarray(result.final.get(curvature, np.full(result.shape, np.nan)), dtype=float)
+    loss0, curv0 = loss[..., 0], curv[..., 0]
+
+    with np.errstate(invalid="ignore"):
+        # late window: records at t ≥ (1 − window)·budget, plus the curvature at the final parameters
+        budget = np.asarray(result.num_steps, dtype=float)[..., None]
+        steps = np.asarray(result.steps, dtype=float)
+        late_mask = (steps >= (1.0 - window) * budget) & (steps <= budget)
+        late = _nan_reduce(np.nanmax, np.where(late_mask, curv, np.nan))
+        late = np.fmax(late, final_curv)
+        rises = np.diff(loss, axis=-1) > rise_tol * np.abs(loss[..., :-1])
+        non_monotone = np.any(rises, axis=-1)
+        eos = (late >= (1.0 - eos_tol) * edge / lrs) & non_monotone
+
+        max_loss = np.fmax(_nan_reduce(np.nanmax, loss), final_loss)
+        catapult = (max_loss >= catapult_factor * loss0) & (final_loss < loss0) & (final_curv < curv0)
+
+        if lazy_tol is None:
+            lazy = np.zeros(result.shape, bool)
+        else:
+            lazy = np.abs(final_curv - curv0) <= lazy_tol * np.abs(curv0)
+
+    return {
+        Phase.DIVERGED: diverged,
+        Phase.CATAPULT: catapult & alive,
+        Phase.EOS: eos & alive,
+        Phase.LAZY: lazy & alive,
+    }
+
+
+def classify(
+    result: SweepResult,
+    *,
+    curvature: str = "sharpness",
+    edge: float = 2.0,
+    eos_tol: float = 0.05,
+    window: float = 0.1,
+    rise_tol: float = 1e-5,
+    catapult_factor: float = 2.0,
+    lazy_tol: float | None = 0.05,
+) -> np.ndarray:
+    r"""Label every run of a sweep with a ``Phase`` code, from its records alone.
+
+    With κ the ``curvature`` record (κ_0 its first record, κ_T its value at the final
+    parameters) and L the loss, the rules, in order of precedence, are
+
+    - DIVERGED: ``status`` is DIVERGED;
+    - CATAPULT: max_t L_t ≥ catapult_factor·L_0, L_T < L_0 and κ_T < κ_0;
+    - EOS: max of κ over the late window (records at t ≥ (1 − window)·budget, and κ_T)
+      ≥ (1 − eos_tol)·edge/η, and the loss record rose somewhere
+      (L_{t+k} − L_t > rise_tol·|L_t| for consecutive records);
+    - LAZY: |κ_T − κ_0| ≤ lazy_tol·|κ_0|;
+    - STABLE otherwise (gradient-flow regime).
+
+    NaN records (past a run's budget or divergence) are ignored; a rule that needs a NaN value
+    is False, so a non-diverged run with NaN curvature ends up STABLE. Step sizes may be a
+    shared (n_lr,) column or per-init (n_lr, n_init). The loss rule sees only the recorded steps:
+    record with ``every`` = 1 (or odd) to see period-2 oscillations. The catapult rule assumes
+    a non-negative loss.
+
+    Args:
+        result: a ``SweepResult`` with a ``loss`` record and the ``curvature`` record.
+        curvature: the record playing κ: ``"sharpness"`` (λ_max of the Hessian), or any
+            observable, e.g. an NTK eigenvalue ``"ntk"``.
+        edge: the stability edge is edge/η (2 for the Hessian sharpness; 8 for the NTK of a
+            logistic loss, whose ℓ''(0) = 1/4).
+        eos_tol: relative tolerance below edge/η that still counts as at the edge.
+        window: trailing fraction of each run's budget scanned for the late curvature
+            (0: the final value only).
+        rise_tol: relative loss increase between consecutive records that counts as non-monotone.
+        catapult_factor: the spike a catapult needs, as a multiple of the initial loss.
+        lazy_tol: relative curvature change that still counts as lazy; ``None`` disables LAZY
+            (a quadratic, whose curvature never moves, is then STABLE).
+
+    Returns:
+        (n_lr, n_init) int8 array of ``Phase`` codes.
+
+    Example:
+        ```python
+        res = sj.sweep(sj.problems.ProductLoss("sqrt"), [0.25], jnp.array([[3.0, 4.0], [3.0, 6.0]]),
+                       num_steps=1000)
+        sj.classify(res)  # [[Phase.STABLE, Phase.EOS]]: gap 7 < 2/η = 8 < gap 27
+        ```
+    """
+    rules = phase_rules(
+        result, curvature=curvature, edge=edge, eos_tol=eos_tol, window=window, rise_tol=rise_tol,
+        catapult_factor=catapult_factor, lazy_tol=lazy_tol,
+    )  # fmt: skip
+    codes = np.full(result.shape, Phase.STABLE, dtype=np.int8)
+    for phase in (Phase.LAZY, Phase.EOS, Phase.CATAPULT, Phase.DIVERGED):  # lowest precedence first
+        codes[rules[phase]] = phase
+    return codes
