@@ -148,30 +148,28 @@ class Lanczos(AbstractEigensolver):
         tol = 1e3 * jnp.finfo(dtype).eps
         restart_key = jax.random.key(0)
 
-        def orthogonalise(basis, w):
-            for _ in range(2):  # twice is enough
-                w = w - basis.T @ (basis @ w)
-            return w
-
         def body(j, carry):
             basis, alphas, betas, raw_betas, scale = carry
             q = basis[j]
             w = matvec(q)
             alpha = jnp.vdot(q, w)
-            w = orthogonalise(basis, w)
+            # full reorthogonalisation against the basis, in two passes; between them, on breakdown
+            # (β ≈ 0 after the first pass), swap in a fresh vector: the second pass orthogonalises it.
+            # (The fresh vector does not depend on the run, so under vmap it is drawn once.)
+            w = w - basis.T @ (basis @ w)
             beta = jnp.linalg.norm(w)
             scale = jnp.maximum(scale, jnp.abs(alpha) + beta)
             ok = beta > tol * scale
-            # breakdown: continue from a fresh vector orthogonal to the basis, if one is left
             fresh = jax.random.normal(jax.random.fold_in(restart_key, j), (n,), dtype)
-            fresh_norm0 = jnp.linalg.norm(fresh)
-            fresh = orthogonalise(basis, fresh)
-            fresh_norm = jnp.linalg.norm(fresh)
-            fresh_ok = fresh_norm > tol * fresh_norm0
-            nxt = jnp.where(ok, w / jnp.where(ok, beta, 1.0), jnp.where(fresh_ok, fresh / jnp.where(fresh_ok, fresh_norm, 1.0), 0.0))
+            w = jnp.where(ok, w, fresh)
+            w = w - basis.T @ (basis @ w)
+            norm = jnp.linalg.norm(w)
+            # a fresh vector with nothing left after projection: the basis already spans ℝⁿ
+            live_next = ok | (norm > tol * jnp.linalg.norm(fresh))
+            nxt = jnp.where(live_next, w / jnp.where(live_next, norm, 1.0), 0.0)
             alphas = alphas.at[j].set(alpha)
-            betas = betas.at[j].set(jnp.where(ok, beta, 0.0))
-            raw_betas = raw_betas.at[j].set(beta)
+            betas = betas.at[j].set(jnp.where(ok, norm, 0.0))
+            raw_betas = raw_betas.at[j].set(jnp.where(ok, norm, beta))  # β dropped at a breakdown
             basis = jnp.where(j + 1 < k, basis.at[jnp.minimum(j + 1, k - 1)].set(nxt), basis)
             return basis, alphas, betas, raw_betas, scale
 

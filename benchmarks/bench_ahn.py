@@ -1,0 +1,90 @@
+"""Benchmark (b): Ahn et al.'s ReLU network on sparse-coding data, d = 200, n = 300, 64 step sizes.
+
+Full-batch GD on mean ℓ_logi(y f(x; a⁻, a⁺, b)), 64 step sizes around 8π/d², 1,000 steps each, loss and
+observables every 10 steps, sharpness (exact, 3 parameters) every 10 steps. Compares in one process the
+sweep under each execution strategy with a Python loop of jitted single runs and a PyTorch per-run loop
+(autograd; Hessian by double backward every 10 steps).
+
+    python benchmarks/bench_ahn.py [--steps 1000] [--torch-steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sweepjax as sj
+from _common import best_of, machine
+from sweepjax._trajectory import Trajectory
+
+D, N, LAM, N_LR, EVERY = 200, 300, 3.0, 64, 10
+
+
+def torch_loop(x, y, lr, steps):
+    import torch
+
+    torch.set_num_threads(1)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    theta = torch.tensor([0.01, -0.02, 0.0], requires_grad=True)
+
+    def loss_fn(th):
+        f = th[0] * torch.relu(-xt + th[2]).sum(1) + th[1] * torch.relu(xt + th[2]).sum(1)
+        return torch.nn.functional.softplus(-yt * f).mean()
+
+    t0 = time.perf_counter()
+    for t in range(steps):
+        if t % EVERY == 0:
+            torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_fn, theta.detach()))
+        loss = loss_fn(theta)
+        (g,) = torch.autograd.grad(loss, theta)
+        with torch.no_grad():
+            theta -= lr * g
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--torch-steps", type=int, default=200)
+    args = ap.parse_args(argv)
+    x, y = sj.datasets.sparse_coding(N, D, LAM, seed=0)
+    problem = sj.problems.SparseCodingReLU(x, y)
+    inits = problem.init(jax.random.key(0), 1)
+    lrs = np.geomspace(0.1, 10.0, N_LR) * sj.theory.threshold_neuron_lr(D)
+    record = sj.Record(every=EVERY, sharpness=sj.DenseEigh())
+    work = N_LR * args.steps
+    out = {"workload": f"Ahn ReLU net d={D} n={N}, {N_LR} step sizes x {args.steps} steps, sharpness every {EVERY}",
+           "machine": machine()}  # fmt: skip
+    for label, batch in (("vmap_all", None), ("map_sequential", 1), ("vmap_batches_of_8", 8)):
+        call = lambda b=batch, s=1.0: sj.sweep(problem, lrs * s, inits, num_steps=args.steps, record=record, batch_size=b)  # noqa: E731
+        t0 = time.perf_counter()
+        call()
+        first = time.perf_counter() - t0
+        t = best_of(lambda: call(s=1.0001).final["loss"], repeat=1)
+        out[f"sweep_{label}_run_steps_per_s"] = work / t
+        out[f"sweep_{label}_compile_s"] = max(first - t, 0.0)
+
+    trajectory = Trajectory(optimizer=None, solver=record.sharpness, observables=True, every=EVERY, num_steps=args.steps)
+    budget, thr = jnp.full((1,), args.steps, jnp.int32), jnp.float32(1e6)
+    one = jax.jit(lambda lr, th: trajectory(problem, lr[None], th, budget, thr)[0])
+    t_loop = best_of(lambda: [one(jnp.float32(lr), inits) for lr in lrs][-1], repeat=1)
+    out["jit_loop_run_steps_per_s"] = work / t_loop
+    try:
+        out["torch_loop_run_steps_per_s"] = args.torch_steps / torch_loop(x, y, float(lrs[0]), args.torch_steps)
+    except ImportError:
+        out["torch_loop_run_steps_per_s"] = None
+    best = max(v for k, v in out.items() if k.startswith("sweep_") and k.endswith("run_steps_per_s"))
+    out["best_sweep_vs_loop"] = best / out["jit_loop_run_steps_per_s"]
+    if out["torch_loop_run_steps_per_s"]:
+        out["best_sweep_vs_torch"] = best / out["torch_loop_run_steps_per_s"]
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
