@@ -57,6 +57,22 @@ def bench_jit_loop(p, lrs, inits, steps, n_loop):
     return (time.perf_counter() - t0) / len(pairs)
 
 
+def bench_torch(lr, theta, steps):
+    """The public EoS code's style: one run at a time, autograd gradient and Hessian every step."""
+    import torch
+
+    torch.set_num_threads(1)
+    th = torch.tensor(np.asarray(theta), requires_grad=True)
+    loss_fn = lambda t: torch.sqrt(1 + (t[0] * t[1]) ** 2)  # noqa: E731
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_fn, th.detach()))
+        (g,) = torch.autograd.grad(loss_fn(th), th)
+        with torch.no_grad():
+            th -= float(lr) * g
+    return time.perf_counter() - t0
+
+
 def bench_numpy(lrs, inits, steps):
     """All runs at once in float32 NumPy: GD on ℓ(xy) with the closed-form 2×2 top eigenvalue."""
     lr = np.repeat(lrs, inits.shape[0]).astype(np.float32)
@@ -91,6 +107,11 @@ def main(argv=None) -> dict:
     t_sweep, t_compile, res = bench_sweep(p, lrs, inits, args.steps)
     t_loop = bench_jit_loop(p, lrs, inits, args.steps, args.loop_runs) * n
     t_np, sharp_np = bench_numpy(lrs, inits, args.steps)
+    try:
+        torch_steps = 200
+        torch_rate = torch_steps / bench_torch(lrs[0], inits[0], torch_steps)
+    except ImportError:
+        torch_rate = None
     # same numbers: the NumPy sharpness at step 1000 against the sweep's (float32 both)
     k = min(1000, args.steps - 1)
     agree = np.nanmax(np.abs(res.records["sharpness"][..., k].reshape(-1) - sharp_np[k]) / (1 + np.abs(sharp_np[k])))
@@ -103,6 +124,8 @@ def main(argv=None) -> dict:
         "numpy_run_steps_per_s": work / t_np,
         "sweep_vs_loop": t_loop / t_sweep,
         "sweep_vs_numpy": t_np / t_sweep,
+        "torch_loop_run_steps_per_s": torch_rate,
+        "sweep_vs_torch": None if torch_rate is None else work / t_sweep / torch_rate,
         "max_rel_diff_vs_numpy_at_step_1000": float(agree),
     }
     print(json.dumps(out, indent=2))

@@ -76,7 +76,7 @@ def mlp(num_steps: int = 400) -> None:
     thr = 2 / lrs[:, None, None]
     flips = int(((s32 > thr) != (s64 > thr))[ok].sum())
     near = np.abs(s64 / thr - 1)[ok]
-    print(f"MLP (352 parameters), η ∈ {np.round(lrs, 2).tolist()}, {num_steps} steps, {int(ok.sum())} finite records")
+    print(f"MLP (352 parameters), η ∈ {np.round(lrs, 2).tolist()}, {num_steps} steps, {int(ok.sum())} records")
     print(f"  training bits identical with float64 sharpness: {same}")
     print(f"  |λ32 − λ64|/λ64: max {rel.max():.1e}, median {np.median(rel):.1e}")
     print(f"  verdict 'λ_max > 2/η' flips: {flips}; records with |λ·η/2 − 1| < 1e-3: {int((near < 1e-3).sum())}")

@@ -141,7 +141,11 @@ def load(path: _Path) -> SweepResult:
         FileNotFoundError: nothing at ``path``.
         ValueError: the file is not a readable sweepjax result (corrupt, foreign, newer format).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"'{path}' is a folder, not a sweep result (expected a .npz or .nc file)")
     if not path.exists() and path.suffix == "" and path.with_name(path.name + ".npz").exists():
         path = path.with_name(path.name + ".npz")
     if not path.exists():

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import equinox as eqx
+import numpy as np
 
 from ._curvature import AbstractEigensolver, DenseEigh, Lanczos
 
 #: problems with at most this many parameters get the exact DenseEigh oracle under ``"auto"``
 DENSE_MAX_PARAMS = 16
+
+
+def _as_float_dtype(value: Any) -> np.dtype | None:
+    """None, or float32/float64 as a NumPy dtype (hashable, so it can be a static field)."""
+    if value is None:
+        return None
+    message = f"Record(sharpness_dtype=...) must be None, float32 or float64, got {value!r}"
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise ValueError(message) from None
+    if dtype != np.float32 and dtype != np.float64:  # (``in`` would match np.dtype(None) == float64)
+        raise ValueError(message)
+    return dtype
 
 
 class Record(eqx.Module):
@@ -20,11 +35,16 @@ class Record(eqx.Module):
         sharpness: an eigensolver for λ_max(∇²f), ``None`` to skip it, or ``"auto"``: exact
             ``DenseEigh`` for ≤ 16 parameters, else ``Lanczos(order=10)``, warm-started.
         observables: record the problem's observables too.
+        sharpness_dtype: ``None`` (default) computes the Hessian-vector products and the eigensolver
+            in the training dtype; ``jnp.float64`` computes them in float64 at the (float32)
+            iterates, without changing the training arithmetic (x64 is enabled for the call). The
+            ``sharpness`` and ``sharpness_residual`` records then come back as float64.
     """
 
     every: int = eqx.field(static=True, default=1)
     sharpness: AbstractEigensolver | Literal["auto"] | None = eqx.field(static=True, default="auto")
     observables: bool = eqx.field(static=True, default=True)
+    sharpness_dtype: Any = eqx.field(static=True, default=None, converter=_as_float_dtype)
 
     def __check_init__(self):
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -34,6 +54,8 @@ class Record(eqx.Module):
                 "Record(sharpness=...) must be an eigensolver (PowerIteration, Lanczos, DenseEigh), 'auto' or None, "
                 f"got {self.sharpness!r}"
             )
+        if self.sharpness_dtype is not None and self.sharpness is None:
+            raise ValueError("Record(sharpness_dtype=...) needs a sharpness solver (sharpness is None)")
         if not isinstance(self.observables, bool):
             raise TypeError(f"Record(observables=...) must be a bool, got {self.observables!r}")
 

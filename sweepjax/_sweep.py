@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -10,13 +11,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import ArrayLike, Float, Int, PyTree
 
 from ._record import Record
 from ._result import SweepResult
+from ._resume import ChunkStore, resume_config
 from ._trajectory import Optimizer, Trajectory
-from ._validate import check_problem, check_sweep_args
+from ._validate import check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
 from .problems._base import AbstractProblem, describe
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
@@ -81,6 +84,8 @@ def sweep(
     dtype: Any = jnp.float32,
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
     progress: bool | Callable[[int, int], None] = False,
+    out_dir: str | os.PathLike | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> SweepResult:
     """Run GD from every init at every step size and record loss, sharpness and observables.
 
@@ -102,27 +107,44 @@ def sweep(
         chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
             to the same shape, so there is one compile.
         batch_size: ``None`` vmaps the whole chunk; an int runs the chunk as ``lax.map`` over
-            vmapped batches of that size (1 = runs in sequence inside the program).
+            vmapped batches of that size (1 = runs in sequence inside the program). Results are
+            bitwise reproducible for a given vmap width (``batch_size``, else the chunk size): with
+            a fixed ``batch_size``, every ``chunk_size`` gives the same bits. Different widths agree
+            to rounding only (XLA:CPU emits different code per batch width).
         dtype: ``jnp.float32`` (default) or ``jnp.float64`` (x64 is enabled for this call only).
         divergence_threshold: a run diverges when its loss is non-finite or exceeds this.
         progress: ``True`` for a tqdm bar over chunks, or a callback ``(done, total)``.
+        out_dir: a folder in which to save each finished chunk (atomically, as ``.npz``) next to a
+            ``manifest.json`` holding hashes of the whole configuration. Calling again with the same
+            arguments loads the finished chunks instead of recomputing them, and returns a result
+            bitwise equal to an uninterrupted run; a call whose configuration differs is refused
+            with a ValueError naming the differing fields.
+        memory_budget_bytes: pick the largest chunk (at most ``chunk_size``) whose estimated
+            footprint (records, finals, carry, step temporaries and eigensolver workspace per run,
+            times the runs, plus the grid's inputs) fits in this many bytes. Only the chunking
+            changes: with a fixed ``batch_size`` the result is bitwise the same.
 
     Returns:
         a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype != np.float32 and dtype != np.float64:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    with jax.enable_x64(dtype == np.float64):
+    sharpness_dtype = getattr(record, "sharpness_dtype", None)  # (record is validated inside)
+    x64 = dtype == np.float64 or (sharpness_dtype is not None and sharpness_dtype == np.float64)
+    with jax.enable_x64(x64):
         return _sweep(
             problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-            divergence_threshold, progress,
+            divergence_threshold, progress, out_dir, memory_budget_bytes,
         )  # fmt: skip
 
 
 def _sweep(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-    divergence_threshold, progress,
+    divergence_threshold, progress, out_dir=None, memory_budget_bytes=None,
 ) -> SweepResult:  # fmt: skip
     args = check_sweep_args(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
@@ -135,18 +157,35 @@ def _sweep(
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
     check_problem(problem, one_init)
     num_params = ravel_pytree(one_init)[0].size
+    sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
     trajectory = Trajectory(
         optimizer=optimizer,
         solver=record.solver(num_params),
         observables=record.observables,
         every=record.every,
         num_steps=num_steps,
+        sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
     )
 
     n_runs = n_lr * n_init
     chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
+    if memory_budget_bytes is not None:
+        itemsize = np.dtype(dtype).itemsize
+        n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * record.observables
+        n_fields += 0 if trajectory.solver is None else 2
+        opt = 0
+        if optimizer is not None:  # the optimizer state's size, traced abstractly
+            lr0 = jnp.asarray(1.0, dtype)
+            tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(lr0)
+            opt = sum(math.prod(x.shape) for x in jax.tree.leaves(jax.eval_shape(tx.init, one_init)))
+        per_run = run_footprint_bytes(
+            num_params, num_steps // record.every + 1, n_fields, trajectory.solver, itemsize, opt
+        )
+        fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
+        chunk = min(chunk, chunk_for_memory_budget(memory_budget_bytes, per_run, fixed, n_runs, batch_size))
     if batch_size is not None:
-        batch_size = min(batch_size, chunk)
+        # every run is computed in a batch of exactly batch_size (padded), never narrower: XLA's code,
+        # and so a run's bits, depend on the vmap width, and must not change with chunk_size
         chunk = -(-chunk // batch_size) * batch_size  # a whole number of batches per chunk
     n_chunks = -(-n_runs // chunk)
     flat = np.arange(n_chunks * chunk)
@@ -158,16 +197,29 @@ def _sweep(
     budgets_dev = jnp.asarray(budgets_np, dtype=jnp.int32)
     threshold = jnp.asarray(divergence_threshold, dtype)
 
+    store = None
+    if out_dir is not None:
+        config = resume_config(
+            problem, lrs_np, inits_np, budgets_np, num_steps, record, trajectory, optimizer, dtype,
+            divergence_threshold, chunk, batch_size,
+        )  # fmt: skip
+        store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
+
     report = _progress(progress, n_chunks)
     pieces = []
     for c in range(n_chunks):
-        sl = slice(c * chunk, (c + 1) * chunk)
-        out = _run_chunk(
-            trajectory, problem, lrs_dev, inits_dev, budgets_dev,
-            jnp.asarray(lr_idx_all[sl], jnp.int32), jnp.asarray(init_idx_all[sl], jnp.int32),
-            threshold, batch_size,
-        )  # fmt: skip
-        pieces.append(jax.device_get(out))
+        piece = None if store is None else store.load(c)
+        if piece is None:
+            sl = slice(c * chunk, (c + 1) * chunk)
+            out = _run_chunk(
+                trajectory, problem, lrs_dev, inits_dev, budgets_dev,
+                jnp.asarray(lr_idx_all[sl], jnp.int32), jnp.asarray(init_idx_all[sl], jnp.int32),
+                threshold, batch_size,
+            )  # fmt: skip
+            piece = jax.device_get(out)
+            if store is not None:
+                store.save(c, piece)
+        pieces.append(piece)
         report(c + 1)
     join = lambda axis: lambda *xs: (xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis))  # noqa: E731
     records = {n: join(1)(*[p[0][n] for p in pieces])[:, :n_runs] for n in pieces[0][0]}
@@ -187,7 +239,10 @@ def _sweep(
         status=status,
         diverged_step=diverged_step,
         num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
-        metadata=_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
+        metadata={
+            **_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
+            "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
+        },
     )
 
 

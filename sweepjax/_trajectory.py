@@ -23,6 +23,12 @@ from .problems._base import AbstractProblem, Params
 Optimizer = optax.GradientTransformation | Callable[[Float[Array, ""]], optax.GradientTransformation] | None
 
 
+def cast_floats(tree, dtype):
+    """Cast every floating-point array leaf of ``tree`` (params, a problem's data) to ``dtype``."""
+    cast = lambda a: a.astype(dtype) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
+    return jax.tree.map(cast, tree)
+
+
 class RunState(eqx.Module):
     """The scan carry of one run."""
 
@@ -41,6 +47,7 @@ class Trajectory(eqx.Module):
     observables: bool = eqx.field(static=True)
     every: int = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
+    sharpness_dtype: Any = eqx.field(static=True, default=None)  # None: the training dtype
 
     def _transform(self, lr) -> tuple[optax.GradientTransformation | None, Any]:
         if self.optimizer is None:
@@ -53,7 +60,8 @@ class Trajectory(eqx.Module):
         tx, _ = self._transform(lr)
         flat = ravel_pytree(params)[0]
         # a fixed, generic start vector (not an eigenvector of structured Hessians)
-        v0 = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size, dtype=flat.dtype) * 1.618)
+        dtype = flat.dtype if self.sharpness_dtype is None else self.sharpness_dtype
+        v0 = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size, dtype=dtype) * 1.618)
         return RunState(
             params=params,
             opt_state=() if tx is None else tx.init(params),
@@ -92,20 +100,27 @@ class Trajectory(eqx.Module):
     def measure(self, problem: AbstractProblem, threshold, state: RunState) -> tuple[dict[str, Array], RunState]:
         """Loss, observables and sharpness at θ; NaN where the run is dead or θ is bad."""
         params = state.params
-        loss = problem.loss(params)
+        # in the training dtype (a loss may return a Python float, or float64 constants under x64)
+        loss = jnp.asarray(problem.loss(params), ravel_pytree(params)[0].dtype)
         ok = state.alive & jnp.isfinite(loss) & (loss <= threshold)
         out = {"loss": loss}
         if self.observables:
             out.update(problem.observables(params))
         eigvec = state.eigvec
+        sharp = {}
         if self.solver is not None:
-            matvec, _ = hessian_matvec(problem.loss, params, problem.step_scale())
+            p, hp = problem, params
+            if self.sharpness_dtype is not None:  # the HVPs and the solver in their own precision
+                p, hp = cast_floats((problem, params), self.sharpness_dtype)
+            matvec, _ = hessian_matvec(p.loss, hp, p.step_scale())
             eig = self.solver(matvec, state.eigvec)
-            out["sharpness"], out["sharpness_residual"] = eig.value, eig.residual
+            sharp = {"sharpness": eig.value, "sharpness_residual": eig.residual}
             good_vec = ok & jnp.all(jnp.isfinite(eig.vector))
             eigvec = jnp.where(good_vec, eig.vector.astype(eigvec.dtype), eigvec)
         nan = jnp.array(jnp.nan, loss.dtype)
         out = {k: jnp.where(ok, jnp.asarray(v, loss.dtype), nan) for k, v in out.items()}
+        sd = loss.dtype if self.sharpness_dtype is None else self.sharpness_dtype
+        out.update({k: jnp.where(ok, jnp.asarray(v, sd), jnp.array(jnp.nan, sd)) for k, v in sharp.items()})
         return out, eqx.tree_at(lambda s: s.eigvec, state, eigvec)
 
     def __call__(

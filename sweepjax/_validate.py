@@ -106,7 +106,10 @@ def check_sweep_args(
             if np.issubdtype(m.dtype, np.floating) and np.all(np.isfinite(m)) and np.all(m == np.round(m)):
                 m = m.astype(np.int64)
             else:
-                raise TypeError(f"max_steps must hold whole numbers of steps, got dtype {m.dtype}")
+                bad = m[~(np.isfinite(m) & (m == np.round(m)))] if np.issubdtype(m.dtype, np.floating) else m
+                raise TypeError(
+                    f"max_steps must hold whole numbers of steps, got dtype {m.dtype} with values {bad.ravel()[:3].tolist()}"
+                )
         if m.shape == (n_lr,):
             m = np.broadcast_to(m[:, None], (n_lr, n_init))
         elif m.shape != (n_lr, n_init):
@@ -156,6 +159,8 @@ def check_problem(problem: AbstractProblem, one_init) -> None:
         ) from None
     if getattr(loss, "shape", None) != ():
         raise TypeError(f"{type(problem).__name__}.loss must return a scalar, got shape {getattr(loss, 'shape', loss)}")
+    if not np.issubdtype(loss.dtype, np.floating):
+        raise TypeError(f"{type(problem).__name__}.loss must return a floating-point scalar, got dtype {loss.dtype}")
     if not isinstance(obs, dict):
         raise TypeError(f"{type(problem).__name__}.observables must return a dict of scalars")
     for name, value in obs.items():
@@ -163,3 +168,37 @@ def check_problem(problem: AbstractProblem, one_init) -> None:
             raise TypeError(f"observable {name!r} must be a scalar, got shape {getattr(value, 'shape', value)}")
         if name in ("loss", "sharpness", "sharpness_residual"):
             raise ValueError(f"observable name {name!r} clashes with a built-in record")
+
+
+def run_footprint_bytes(
+    num_params: int, n_records: int, n_fields: int, solver, itemsize: int, opt_state_size: int
+) -> int:
+    """Estimated bytes one run adds to a chunk: its records and finals, its scan carry (params,
+    optimizer state, eigenvector), the step's temporaries (gradient, new params) and the
+    eigensolver's workspace (a Lanczos basis, a dense Hessian)."""
+    from ._curvature import DenseEigh, Lanczos, PowerIteration
+
+    n = num_params
+    workspace = 0
+    if isinstance(solver, Lanczos):
+        workspace = solver.order * n + 4 * n
+    elif isinstance(solver, DenseEigh):
+        workspace = n * n + 2 * n
+    elif isinstance(solver, PowerIteration):
+        workspace = 4 * n
+    words = (n_records + 1) * n_fields + 4 * n + opt_state_size + n + workspace
+    return itemsize * words + 16  # + status, step of divergence, indices
+
+
+def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch_size: int | None) -> int:
+    """The largest chunk (a multiple of batch_size, at most the grid) whose estimate fits the budget."""
+    if not is_int(budget) or budget < 1:
+        raise ValueError(f"memory_budget_bytes must be a positive int or None, got {budget!r}")
+    unit = 1 if batch_size is None else batch_size
+    fits = (int(budget) - fixed) // per_run // unit * unit
+    if fits < unit:
+        raise ValueError(
+            f"memory_budget_bytes={budget} is too small: the grid's inputs take ~{fixed} bytes and "
+            f"{'a batch of ' + str(unit) + ' runs' if unit > 1 else 'one run'} ~{unit * per_run} more"
+        )
+    return min(fits, -(-n_runs // unit) * unit)

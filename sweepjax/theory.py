@@ -6,6 +6,7 @@ returns a JAX array when any argument is one, else NumPy. Lists and tuples are r
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING
 
@@ -67,3 +68,98 @@ def within_tolerance(measured: ArrayLike, predicted: ArrayLike, rtol: float = 0.
     measured, predicted = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
     with np.errstate(invalid="ignore"):
         return np.abs(measured - predicted) <= rtol * np.abs(predicted)
+
+
+# ----------------------------------------------------------------------------- Ahn et al.: threshold neurons
+
+
+def threshold_neuron_lr(d: ArrayLike) -> ArrayLike:
+    """8π/d²: Ahn et al.'s step size above which GD learns a threshold neuron (negative bias).
+
+    At the minimiser (0, 0) that gradient flow reaches, the mean model's sharpness is d²/(4π); GD
+    leaves it (edge of stability) iff that exceeds 2/η, i.e. η > 8π/d² (6.28e-4 at d = 200).
+    """
+    _, (d,) = _namespace(d)
+    return 8.0 * np.pi / (d * d)
+
+
+def _norm_cdf(xp, x):
+    erf = jax.scipy.special.erf if xp is jnp else np.vectorize(math.erf, otypes=[float])
+    return 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def _smoothed_relu(xp, b):
+    """g(b) = φ(b) + bΦ(b)."""
+    return xp.exp(-0.5 * b * b) / math.sqrt(2.0 * math.pi) + b * _norm_cdf(xp, b)
+
+
+def ahn_bias_bound(lr: ArrayLike, d: ArrayLike) -> ArrayLike:
+    """g⁻¹(2/√(η d²)): Ahn et al.'s Theorem 4 upper bound on the mean model's limiting bias b∞.
+
+    g(b) = φ(b) + bΦ(b) is increasing (g' = Φ > 0) from 0 at −∞, so g⁻¹ is found by 200 steps of
+    bisection on [−30, max(target, 1) + 1] (float64 in NumPy; exact to ~1e-12). At η = 10π/d² it is
+    g⁻¹(2/√(10π)) = −0.08727. The bound is informative for η > 8π/d² (it is negative there);
+    below the threshold it is positive and b∞ ≈ −O(1/d²) instead (Theorem 3).
+    """
+    xp, (lr, d) = _namespace(lr, d)
+    target = 2.0 / xp.sqrt(lr * d * d)
+    lo = xp.full_like(target, -30.0) if xp is jnp else np.full(np.shape(target), -30.0)
+    hi = xp.maximum(target, 1.0) + 1.0
+
+    def bisect(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        below = _smoothed_relu(xp, mid) < target
+        return xp.where(below, mid, lo), xp.where(below, hi, mid)
+
+    if xp is jnp:
+        lo, hi = jax.lax.fori_loop(0, 200, bisect, (lo, hi))
+    else:
+        for i in range(200):
+            lo, hi = bisect(i, (lo, hi))
+    out = 0.5 * (lo + hi)
+    return out if xp is jnp or np.ndim(out) else float(out)
+
+
+# ----------------------------------------------------------------------------- Huang et al.: catapults
+
+
+def _check_huang_loss(loss) -> str:
+    if loss not in ("exp", "logistic"):
+        raise ValueError(f"loss must be 'exp' or 'logistic', got {loss!r}")
+    return loss
+
+
+def huang_linear_critical_lr(w0: ArrayLike, loss: str = "exp") -> ArrayLike:
+    """Huang et al. Theorem 1: the critical η for f = wx on the degenerate data {(1, +1), (1, −1)}.
+
+    exp (R = cosh w, w ← w − η sinh w): η_c = 2w₀/sinh w₀; below it GD converges to w = 0, at it
+    w oscillates ±w₀, above it |w| and the loss explode. logistic (R = log(2cosh(w/2)),
+    w ← w − (η/2)tanh(w/2)): η_c = 4w₀/tanh(w₀/2) > 8; below it the loss decreases (to the minimum
+    for η < 8, to a 2-cycle ±w* for 8 < η < η_c), above it the loss increases and saturates.
+    w₀ = 0 gives the limits 2 and 8.
+    """
+    loss = _check_huang_loss(loss)
+    xp, (w0,) = _namespace(w0)
+    w = xp.abs(w0)
+    safe = xp.where(w > 0, w, 1.0)
+    if loss == "exp":
+        out = xp.where(w > 0, 2.0 * safe / xp.sinh(safe), 2.0)
+    else:
+        out = xp.where(w > 0, 4.0 * safe / xp.tanh(safe / 2.0), 8.0)
+    return out if xp is jnp or np.ndim(out) else float(out)
+
+
+def huang_phase_boundaries(lambda0: ArrayLike, loss: str = "exp") -> tuple[ArrayLike, ArrayLike]:
+    """(η_lazy→catapult, η_catapult→divergent) of Huang et al.'s two-layer linear net, from the NTK λ₀.
+
+    RECONSTRUCTED (formulas.md §2.3; confirmed numerically for small |f₀|), in units of 2/λ₀:
+    exp: lazy η < 2/λ₀ (1 unit), catapult 2/λ₀ < η < 4/λ₀ (2 units), divergent beyond;
+    logistic: lazy η < 8/λ₀ (4 units), catapult 8/λ₀ < η ≲ 16/λ₀ (8 units), beyond the weights
+    blow up. In the catapult phase the loss first rises and the final NTK falls below 2/η (exp),
+    resp. 8/η (logistic).
+    """
+    loss = _check_huang_loss(loss)
+    _, (lambda0,) = _namespace(lambda0)
+    unit = 2.0 / lambda0
+    return (1.0 * unit, 2.0 * unit) if loss == "exp" else (4.0 * unit, 8.0 * unit)

@@ -5,10 +5,20 @@
 
 from ._base import AbstractProblem as AbstractProblem
 from ._base import Objective as Objective
+from ._ahn import AhnMeanModel as AhnMeanModel
+from ._ahn import SparseCodingNetwork as SparseCodingNetwork
+from ._ahn import SparseCodingReLU as SparseCodingReLU
+from ._huang import LinearPredictor as LinearPredictor
+from ._huang import TwoLayerLinear as TwoLayerLinear
 from ._product import ProductLoss as ProductLoss
 
 REGISTRY: dict[str, type[AbstractProblem]] = {
     "product": ProductLoss,
+    "sparse_coding_relu": SparseCodingReLU,
+    "ahn_mean_model": AhnMeanModel,
+    "sparse_coding_network": SparseCodingNetwork,
+    "linear_predictor": LinearPredictor,
+    "two_layer_linear": TwoLayerLinear,
 }
 
 

@@ -1,0 +1,236 @@
+"""Resumable sweeps: each finished chunk is saved atomically beside a manifest of the configuration.
+
+Layout of ``out_dir``::
+
+    manifest.json        format, a hash per configuration field, the chunk size and chunk count
+    chunk_00000.npz      the raw outputs of chunk 0 (records time-major, finals, params, status)
+    ...
+
+A chunk file is written to a temporary file in the same folder, flushed, fsynced and moved into
+place with ``os.replace``, so a killed sweep leaves only whole chunks. Re-running the same call
+loads the finished chunks instead of recomputing them; the outputs are stored bit for bit, so the
+resumed result equals an uninterrupted one exactly. A call whose configuration differs from the
+manifest is refused, naming the fields that differ. One sweep at a time per folder: temporary files
+left by a sweep killed mid-write are removed when the folder is opened again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+import uuid
+from typing import Any
+
+import jax
+import numpy as np
+
+MANIFEST = "manifest.json"
+RESUME_FORMAT = "sweepjax.resume/1"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stable_repr(obj: Any, depth: int = 0) -> str:
+    """A repr without memory addresses; functions are named and their closed-over values included.
+
+    (So an optax transform's hyperparameters, which live in closures, count as configuration.)
+    """
+    if depth > 4:
+        return "..."
+    if callable(obj) and hasattr(obj, "__code__"):
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(stable_repr(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append("<empty>")
+        defaults = [stable_repr(d, depth + 1) for d in obj.__defaults__ or ()]
+        consts = [stable_repr(c, depth + 1) for c in obj.__code__.co_consts if not hasattr(c, "co_code")]
+        return f"{name}(closure=[{', '.join(cells)}], defaults=[{', '.join(defaults)}], consts=[{', '.join(consts)}])"
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # eqx.Module: field by field
+        inner = ", ".join(f"{f.name}={stable_repr(getattr(obj, f.name), depth + 1)}" for f in dataclasses.fields(obj))
+        return f"{type(obj).__module__}.{type(obj).__qualname__}({inner})"
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuples such as optax transforms
+        inner = ", ".join(f"{f}={stable_repr(getattr(obj, f), depth + 1)}" for f in obj._fields)
+        return f"{type(obj).__name__}({inner})"
+    if isinstance(obj, (list, tuple)):
+        return f"{type(obj).__name__}[{', '.join(stable_repr(o, depth + 1) for o in obj)}]"
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{k!r}: {stable_repr(v, depth + 1)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return f"array(sha256={array_hash(obj)})"
+    return _ADDRESS.sub("", repr(obj))
+
+
+def array_hash(a: Any) -> str:
+    """sha256 of an array's dtype, shape and bytes."""
+    a = np.ascontiguousarray(np.asarray(a))
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def tree_hash(tree: Any) -> str:
+    """sha256 over a pytree's structure and each leaf's ``array_hash``."""
+    leaves, treedef = jax.tree.flatten(tree)
+    h = hashlib.sha256(str(treedef).encode())
+    for leaf in leaves:
+        h.update(array_hash(leaf).encode())
+    return h.hexdigest()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ChunkStore:
+    """Reads and writes the chunks of one sweep configuration in ``out_dir``."""
+
+    def __init__(self, out_dir: str | os.PathLike, config: dict[str, Any], n_chunks: int, treedef):
+        if not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir must be a str or os.PathLike folder, got {type(out_dir).__name__}")
+        self.dir = pathlib.Path(out_dir)
+        self.fields = {k: _digest(v) for k, v in config.items()}
+        self.config_hash = _digest(self.fields)
+        self.n_chunks = n_chunks
+        self.treedef = treedef  # of the parameter pytree
+        self._open()
+
+    def _open(self) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ValueError(f"out_dir '{self.dir}' exists and is not a folder")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"cannot create out_dir '{self.dir}': {e.strerror or e}") from e
+        for stale in self.dir.glob(".chunk_*.npz.*.tmp"):  # left by a sweep killed mid-write
+            stale.unlink(missing_ok=True)
+        manifest = self.dir / MANIFEST
+        if manifest.exists():
+            try:
+                old = json.loads(manifest.read_text())
+                fields = old["fields"]
+                if old.get("format") != RESUME_FORMAT or not isinstance(fields, dict):
+                    raise ValueError
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ValueError(
+                    f"out_dir '{self.dir}' holds a '{MANIFEST}' that is not a sweepjax resume manifest; "
+                    "use another folder"
+                ) from None
+            differ = sorted(k for k in set(fields) | set(self.fields) if fields.get(k) != self.fields.get(k))
+            if differ:
+                raise ValueError(
+                    f"out_dir '{self.dir}' holds chunks of a different sweep configuration: {', '.join(differ)} "
+                    "differ; use another out_dir (or delete it) to start afresh"
+                )
+            return
+        body = {
+            "format": RESUME_FORMAT,
+            "config_hash": self.config_hash,
+            "fields": self.fields,
+            "n_chunks": self.n_chunks,
+        }
+        self._write(manifest, lambda f: f.write(json.dumps(body, indent=1, sort_keys=True).encode()))
+
+    def path(self, c: int) -> pathlib.Path:
+        return self.dir / f"chunk_{c:05d}.npz"
+
+    def load(self, c: int):
+        """The saved outputs of chunk c, or None if it is not (readably) there."""
+        path = self.path(c)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            if str(data.pop("__config_hash__")) != self.config_hash or int(data.pop("__chunk__")) != c:
+                return None
+            sub = lambda p: {k[len(p) :]: v for k, v in data.items() if k.startswith(p)}  # noqa: E731
+            params = sub("params/")
+            leaves = [params[str(i)] for i in range(len(params))]
+            return (
+                sub("records/"),
+                sub("final/"),
+                jax.tree.unflatten(self.treedef, leaves),
+                data["alive"],
+                data["diverged_at"],
+            )
+        except Exception:  # damaged or foreign: recompute this chunk (it is rewritten atomically)
+            return None
+
+    def save(self, c: int, piece) -> None:
+        records, final, params, alive, diverged_at = piece
+        arrays = {
+            "__config_hash__": np.array(self.config_hash),
+            "__chunk__": np.array(c),
+            **{f"records/{k}": np.asarray(v) for k, v in records.items()},
+            **{f"final/{k}": np.asarray(v) for k, v in final.items()},
+            **{f"params/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(params))},
+            "alive": np.asarray(alive),
+            "diverged_at": np.asarray(diverged_at),
+        }
+        self._write(self.path(c), lambda f: np.savez(f, **arrays))
+
+    def _write(self, path: pathlib.Path, write) -> None:
+        """Atomically: a temporary file in the same folder, flush + fsync, then ``os.replace``."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            try:
+                with open(tmp, "wb") as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+                _fsync_dir(self.dir)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            raise OSError(f"cannot write to out_dir '{self.dir}': {e.strerror or e}") from e
+
+
+def resume_config(
+    problem, lrs, inits, budgets, num_steps, record, trajectory, optimizer, dtype, threshold, chunk, batch_size
+) -> dict[str, Any]:
+    """Every input that determines a sweep's bits, as JSON-able values (arrays by their hashes)."""
+    from . import __version__
+    from .problems._base import describe
+
+    return {
+        "problem": {
+            "type": f"{type(problem).__module__}.{type(problem).__qualname__}",
+            "description": describe(problem),
+            "arrays": tree_hash([a for a in jax.tree.leaves(problem) if hasattr(a, "dtype")]),
+            "static": stable_repr(problem),
+        },
+        "lrs": array_hash(lrs),
+        "inits": tree_hash(inits),
+        "budgets": array_hash(budgets),
+        "num_steps": int(num_steps),
+        "record": stable_repr(record),
+        "sharpness": stable_repr(trajectory.solver),
+        "optimizer": stable_repr(optimizer),
+        "dtype": str(np.dtype(dtype)),
+        "divergence_threshold": repr(float(threshold)),
+        "chunk_size": int(chunk),
+        "batch_size": batch_size,
+        "versions": {"sweepjax": __version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__},
+    }
+
+
+def _fsync_dir(folder: pathlib.Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,192 @@
+"""Resumable sweeps: chunks saved atomically, skipped on re-run, bitwise equal to one uninterrupted run."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sweepjax as sj
+from sweepjax import _sweep
+from sweepjax.problems import ProductLoss
+
+P = ProductLoss("sqrt")
+LRS = np.geomspace(0.05, 1.5, 5)
+INITS = P.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5)
+KW = dict(num_steps=40, record=sj.Record(every=10), chunk_size=4)  # 15 runs -> 4 chunks
+
+
+def assert_bitwise_equal(a, b):
+    for name in a.records:
+        np.testing.assert_array_equal(a.records[name], b.records[name], err_msg=name)
+    assert sorted(a.records) == sorted(b.records) and sorted(a.final) == sorted(b.final)
+    for name in a.final:
+        np.testing.assert_array_equal(a.final[name], b.final[name], err_msg=name)
+    for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params)):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == y.dtype
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.diverged_step, b.diverged_step)
+    np.testing.assert_array_equal(a.num_steps, b.num_steps)
+
+
+@pytest.fixture
+def chunk_calls():
+    """Counts the compiled-chunk calls (i.e. chunks actually computed)."""
+    calls = []
+    original = _sweep._run_chunk
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with mock.patch.object(_sweep, "_run_chunk", counting):
+        yield calls
+
+
+def test_resume_skips_finished_chunks_and_is_bitwise_equal(tmp_path, chunk_calls):
+    ref = sj.sweep(P, LRS, INITS, **KW)
+    assert len(chunk_calls) == 4
+    first = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    assert len(chunk_calls) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"chunk_{c:05d}.npz" for c in range(4)] + ["manifest.json"]
+    assert_bitwise_equal(first, ref)
+    again = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    assert len(chunk_calls) == 8  # nothing recomputed
+    assert_bitwise_equal(again, ref)
+    # lose two chunks (as if killed before they finished): only those are recomputed
+    (tmp_path / "chunk_00001.npz").unlink()
+    (tmp_path / "chunk_00003.npz").unlink()
+    resumed = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    assert len(chunk_calls) == 10
+    assert_bitwise_equal(resumed, ref)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["n_chunks"] == 4 and "chunk_size" in manifest["fields"]
+
+
+def test_damaged_chunk_is_recomputed(tmp_path, chunk_calls):
+    ref = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    (tmp_path / "chunk_00002.npz").write_bytes(b"PK\x03\x04 garbage")
+    again = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    assert len(chunk_calls) == 5
+    assert_bitwise_equal(again, ref)
+
+
+@pytest.mark.parametrize(
+    "change, fields",
+    [
+        (dict(lrs=LRS * 1.0000001), "lrs"),
+        (dict(inits=INITS + 1e-6), "inits"),
+        (dict(num_steps=50), "budgets, num_steps"),
+        (dict(record=sj.Record(every=20)), "record"),
+        (dict(record=sj.Record(every=10, sharpness=sj.Lanczos(order=2))), "record, sharpness"),
+        (dict(chunk_size=5), "chunk_size"),
+        (dict(batch_size=2), "batch_size"),
+        (dict(dtype=jnp.float64), "dtype, inits"),  # inits are cast to the dtype
+        (dict(divergence_threshold=1e5), "divergence_threshold"),
+        (dict(problem=ProductLoss("rsym")), "problem"),
+        (dict(optimizer=optax.scale_by_adam()), "optimizer"),
+    ],
+)
+def test_changed_configuration_is_refused_naming_the_fields(tmp_path, change, fields):
+    sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    kw = {**KW, "problem": P, "lrs": LRS, "inits": INITS, **change}
+    with pytest.raises(ValueError, match="different sweep configuration") as err:
+        sj.sweep(kw.pop("problem"), kw.pop("lrs"), kw.pop("inits"), **kw, out_dir=tmp_path)
+    differing = str(err.value).split("configuration: ")[1].split(" differ")[0]
+    assert differing == fields
+
+
+def test_family_parameter_and_optimizer_hyperparameters_are_part_of_the_configuration(tmp_path):
+    beta = ProductLoss("beta", beta=2.0)
+    sj.sweep(beta, LRS, INITS, **KW, out_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="problem differ"):
+        sj.sweep(ProductLoss("beta", beta=2.5), LRS, INITS, **KW, out_dir=tmp_path / "a")
+    sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
+    sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match="optimizer differ"):
+        sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.5), out_dir=tmp_path / "b")
+
+
+def test_out_dir_must_be_a_folder_we_can_write(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(ValueError, match="not a folder"):
+        sj.sweep(P, LRS, INITS, **KW, out_dir=afile)
+    with pytest.raises(OSError, match="cannot create out_dir"):
+        sj.sweep(P, LRS, INITS, **KW, out_dir=afile / "sub")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a sweepjax resume manifest"):
+        sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path / "foreign")
+
+
+DRILL = """
+import pathlib, time, sys
+import numpy as np
+import sweepjax as sj
+from sweepjax.problems import ProductLoss
+
+out, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+p = ProductLoss("sqrt")
+
+def progress(done, total):
+    if done == 2:
+        marker.write_text("2")
+        time.sleep(600)  # wait here to be killed mid-sweep
+
+sj.sweep(p, np.geomspace(0.05, 1.5, 5), p.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5), num_steps=40,
+         record=sj.Record(every=10), chunk_size=4, out_dir=out, progress=progress)
+"""
+
+
+def test_kill_dash_nine_and_resume(tmp_path, chunk_calls):
+    script = tmp_path / "drill.py"
+    script.write_text(textwrap.dedent(DRILL))
+    out, marker = tmp_path / "out", tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, f"drill exited early with code {proc.returncode}"
+            assert time.monotonic() < deadline, "drill did not reach chunk 2"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(p.name for p in out.glob("chunk_*.npz")) == ["chunk_00000.npz", "chunk_00001.npz"]
+    (out / ".chunk_00002.npz.deadbeef.tmp").write_bytes(b"PK\x03\x04 half a chunk")  # as if killed mid-write
+    resumed = sj.sweep(P, LRS, INITS, **KW, out_dir=out)
+    assert not list(out.glob(".*.tmp"))
+    assert len(chunk_calls) == 2  # chunks 2 and 3 only
+    assert_bitwise_equal(resumed, sj.sweep(P, LRS, INITS, **KW))
+
+
+def _dict_loss(th):
+    return 0.5 * jnp.sum(th["a"] ** 2) + 2.0 * th["b"] ** 2
+
+
+def test_resume_with_pytree_params_and_mapped_batches(tmp_path, chunk_calls):
+    from sweepjax.problems import Objective
+
+    prob = Objective(_dict_loss, params_like={"a": jnp.zeros(2), "b": jnp.zeros(())})
+    inits = {"a": np.ones((3, 2)), "b": np.linspace(0.5, 1.5, 3)}
+    kw = dict(num_steps=20, record=sj.Record(every=5, sharpness=None), chunk_size=2, batch_size=2)
+    ref = sj.sweep(prob, [0.1, 0.3, 0.6], inits, **kw)
+    sj.sweep(prob, [0.1, 0.3, 0.6], inits, **kw, out_dir=tmp_path)
+    n = len(chunk_calls)
+    (tmp_path / "chunk_00002.npz").unlink()
+    again = sj.sweep(prob, [0.1, 0.3, 0.6], inits, **kw, out_dir=tmp_path)
+    assert len(chunk_calls) == n + 1 and n == 2 * 5  # 9 runs in chunks of 2
+    assert_bitwise_equal(again, ref)
+    assert again.final_params["b"].shape == (3, 3)
