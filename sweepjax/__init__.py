@@ -19,6 +19,7 @@ from ._curvature import sharpness as sharpness
 from ._export import load as load
 from ._phases import Phase as Phase
 from ._phases import classify as classify
+from ._phases import monotone_onset as monotone_onset
 from ._record import Record as Record
 from ._result import Status as Status
 from ._result import SweepResult as SweepResult

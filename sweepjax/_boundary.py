@@ -183,7 +183,7 @@ class Boundary:
         lr: geometric midpoint √(lo·hi) of the final bracket; NaN where not found.
         lo, hi: the final bracket, criterion(lo) ≠ criterion(hi); NaN where not found.
         width: relative width hi/lo − 1; NaN where not found.
-        found: the criterion differed between the ends of the initial bracket.
+        found: the criterion flipped on the first round's grid (at the initial hi end or inside).
         value_at_lo: the criterion at the lower end (True/False: which side is which; where not
             found, the value everywhere the search looked).
         brackets: (num_sweeps + 1, 2, n_init) the (lo, hi) bracket before the first and after
@@ -264,7 +264,10 @@ def find_boundary(
     η_k = lo·(hi/lo)^{k/(points+1)}, k = 1..points (the first round also runs lo and hi). The
     bracket becomes the neighbouring pair around the first η whose criterion differs from the
     one at lo, so log(hi/lo) shrinks by a factor points + 1 per round (points = 1 is bisection).
-    An init whose criterion agrees at both ends of the initial bracket is ``found=False``.
+    An init whose criterion agrees on the whole first-round grid (both ends and the interior
+    points) is ``found=False``; where the criterion differs from its value at lo only inside the
+    bracket (a window, e.g. ``"eos"`` on the Ahn mean model: the largest η settles more than
+    ``eos_tol`` below 2/η), the search follows the first flip above lo.
 
     Args:
         problem: the objective, as for ``sweep``.
@@ -335,8 +338,12 @@ def find_boundary(
     # round 1: the ends and the interior grid in one sweep
     grid = np.concatenate([lo[None], interior(lo, hi), hi[None]], axis=0)
     values = run(grid)
-    value_lo, value_hi = values[0], values[-1]
-    found = value_lo != value_hi
+    value_lo = values[0]
+    # found: the criterion flips somewhere on the first grid, at the hi end or inside (a criterion that
+    # holds only on an interior window, e.g. "eos" when the largest η undershoots edge/η, is found at
+    # the window's lower edge); from here on the bracket's hi end has the opposite value of lo
+    found = np.any(values != value_lo[None], axis=0)
+    value_hi = ~value_lo
     lo, hi = _shrink(grid, values, value_lo, lo, hi, found)
     history = [np.stack([np.full(n_init, lo0), np.full(n_init, hi0)]), np.stack([lo, hi])]
     sweeps = 1

@@ -189,3 +189,43 @@ def classify(
     for phase in (Phase.LAZY, Phase.EOS, Phase.CATAPULT, Phase.DIVERGED):  # lowest precedence first
         codes[rules[phase]] = phase
     return codes
+
+
+def monotone_onset(result: SweepResult, *, record: str = "loss", rise_tol: float = 0.0) -> np.ndarray:
+    r"""Per run, the first recorded step after which the ``record`` never rises again (EoS → stable).
+
+    With L_0, L_1, … a run's finite records at steps t_0, t_1, … (NaN past its budget or
+    divergence), the onset is t_j for the smallest j such that L_{k+1} ≤ L_k + rise_tol·|L_k| for
+    every k ≥ j, provided at least one non-rising pair follows (j < last finite index). It is
+    NaN if the record still rises at its last pair, has fewer than two finite values, or the run
+    diverged; 0 for a run monotone from the start. Cai et al.'s large-η runs oscillate (EoS) and
+    then decrease monotonically (the stable phase); this is the observed transition time τ.
+    Record with ``every`` = 1 (or odd) to see period-2 oscillations.
+
+    Returns:
+        (n_lr, n_init) float array of steps.
+
+    Example:
+        ```python
+        sj.monotone_onset(res)  # [[120., 0.]]: the large-η run stabilises at t = 120
+        ```
+    """
+    if not isinstance(result, SweepResult):
+        raise TypeError(f"result must be a SweepResult, got {type(result).__name__}")
+    if not isinstance(record, str) or record not in result.records:
+        raise ValueError(f"record must name a record of this result ({sorted(result.records)}), got {record!r}")
+    rise_tol = _check_number("rise_tol", rise_tol, low=0.0, low_inclusive=True)
+    values = np.asarray(result.records[record], dtype=float)
+    steps = np.asarray(result.steps, dtype=float)
+    out = np.full(result.shape, np.nan)
+    for idx in np.ndindex(*result.shape):
+        finite = np.flatnonzero(np.isfinite(values[idx]))
+        if result.status[idx] == 1 or finite.size < 2:
+            continue
+        v = values[idx][finite]
+        with np.errstate(invalid="ignore"):
+            rises = np.flatnonzero(v[1:] > v[:-1] + rise_tol * np.abs(v[:-1]))
+        j = 0 if rises.size == 0 else rises[-1] + 1
+        if j < v.size - 1:
+            out[idx] = steps[finite[j]]
+    return out

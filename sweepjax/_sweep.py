@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -13,11 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
 from jaxtyping import ArrayLike, Float, Int, PyTree
 
 from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
+from ._execution import choose_batch_size, place, run_mesh, split_runs, to_host
 from ._trajectory import Optimizer, Trajectory
 from ._validate import check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
 from .problems._base import AbstractProblem, describe
@@ -37,27 +39,36 @@ def _run_chunk(
     init_idx: Int[jax.Array, " c"],
     threshold: Float[jax.Array, ""],
     batch_size: int | None,
+    mesh: Mesh | None,
 ):
-    """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over batches."""
-    c = lr_idx.shape[0]
-    b = c if batch_size is None else batch_size
+    """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over vmapped
+    batches of ``batch_size``; with a mesh, each device runs its slice of the chunk."""
+    arrays, static = eqx.partition(problem, eqx.is_array)
 
-    def run_batch(idx):
-        i, j = idx
-        params = jax.tree.map(lambda a: a[j], inits)
-        records, final, state = trajectory(problem, lrs[i, j], params, budgets[i, j], threshold)
-        return records, final, state.params, state.alive, state.diverged_at
+    def local(arrays, lrs, inits, budgets, threshold, lr_idx, init_idx):
+        problem = eqx.combine(arrays, static)
+        c = lr_idx.shape[0]
+        b = c if batch_size is None else batch_size
 
-    idx = (lr_idx.reshape(c // b, b), init_idx.reshape(c // b, b))
-    if c // b == 1:
-        out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], idx)))
-    else:
-        out = jax.lax.map(run_batch, idx)
-    records, final, params, alive, diverged_at = out
-    # records stay time-major: (n_batch, n_record, b) -> (n_record, c); the rest (n_batch, b, ...) -> (c, ...)
-    records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
-    flat = lambda a: a.reshape((c,) + a.shape[2:])  # noqa: E731
-    return records, jax.tree.map(flat, final), jax.tree.map(flat, params), flat(alive), flat(diverged_at)
+        def run_batch(idx):
+            i, j = idx
+            params = jax.tree.map(lambda a: a[j], inits)
+            records, final, state = trajectory(problem, lrs[i, j], params, budgets[i, j], threshold)
+            return records, final, state.params, state.alive, state.diverged_at
+
+        idx = (lr_idx.reshape(c // b, b), init_idx.reshape(c // b, b))
+        if c // b == 1:
+            out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], idx)))
+        else:
+            out = jax.lax.map(run_batch, idx)
+        records, final, params, alive, diverged_at = out
+        # records stay time-major: (n_batch, n_record, b) -> (n_record, c); the rest (n_batch, b, ...) -> (c, ...)
+        records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
+        flat = lambda a: a.reshape((c,) + a.shape[2:])  # noqa: E731
+        return records, (jax.tree.map(flat, final), jax.tree.map(flat, params), flat(alive), flat(diverged_at))
+
+    records, rest = split_runs(local, mesh, 5)(arrays, lrs, inits, budgets, threshold, lr_idx, init_idx)
+    return (records, *rest)
 
 
 def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
@@ -80,7 +91,7 @@ def sweep(
     max_steps: ArrayLike | None = None,
     optimizer: Optimizer = None,
     chunk_size: int | None = None,
-    batch_size: int | None = None,
+    batch_size: int | Literal["auto"] | None = "auto",
     dtype: Any = jnp.float32,
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
     progress: bool | Callable[[int, int], None] = False,
@@ -106,8 +117,16 @@ def sweep(
             ``lambda lr: optax.sgd(lr, momentum=0.9)``), called with each run's traced η.
         chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
             to the same shape, so there is one compile.
-        batch_size: ``None`` vmaps the whole chunk; an int runs the chunk as ``lax.map`` over
-            vmapped batches of that size (1 = runs in sequence inside the program). Results are
+        batch_size: the execution strategy. An int runs the chunk as ``lax.map`` over vmapped
+            batches of that size (1 = runs in sequence inside the program); ``None`` vmaps the whole
+            chunk; ``"auto"`` (default) picks the width from XLA's FLOP estimate of one gradient: on
+            CPU a wide vmap for tiny problems, 8 for elementwise-bound ones, 1 for matmul-bound ones
+            (where batched matmuls are slower than sequential ones); on accelerators a wide vmap;
+            capped by ``chunk_size``. A run's bits depend on its vmap width (XLA emits different
+            code per width), so chunking is bitwise-neutral whenever the width is fixed: pass an int,
+            or a ``chunk_size`` at least the automatic width (``result.metadata["batch_size"]``).
+            With several devices (``jax.device_count() > 1``, across processes too) each chunk's runs
+            are split over all of them; results equal the single-device run. Results are
             bitwise reproducible for a given vmap width (``batch_size``, else the chunk size): with
             a fixed ``batch_size``, every ``chunk_size`` gives the same bits. Different widths agree
             to rounding only (XLA:CPU emits different code per batch width).
@@ -168,6 +187,11 @@ def _sweep(
     )
 
     n_runs = n_lr * n_init
+    mesh = run_mesh()
+    n_dev = 1 if mesh is None else mesh.size
+    auto = batch_size == "auto"
+    if auto:
+        batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend())
     chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
     if memory_budget_bytes is not None:
         itemsize = np.dtype(dtype).itemsize
@@ -182,20 +206,30 @@ def _sweep(
             num_params, num_steps // record.every + 1, n_fields, trajectory.solver, itemsize, opt
         )
         fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
-        chunk = min(chunk, chunk_for_memory_budget(memory_budget_bytes, per_run, fixed, n_runs, batch_size))
+        chunk = min(chunk, chunk_for_memory_budget(memory_budget_bytes, per_run, fixed, n_runs, None if auto else batch_size))
+    if auto and (chunk_size is not None or memory_budget_bytes is not None):
+        # a chunk the user limited (memory) caps the automatic width, to a power of two
+        batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
+    chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device
     if batch_size is not None:
         # every run is computed in a batch of exactly batch_size (padded), never narrower: XLA's code,
         # and so a run's bits, depend on the vmap width, and must not change with chunk_size
-        chunk = -(-chunk // batch_size) * batch_size  # a whole number of batches per chunk
+        chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
     n_chunks = -(-n_runs // chunk)
     flat = np.arange(n_chunks * chunk)
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)
 
-    lrs_dev = jnp.asarray(np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)), dtype)
-    inits_dev = jax.tree.map(jnp.asarray, inits_np)
-    budgets_dev = jnp.asarray(budgets_np, dtype=jnp.int32)
-    threshold = jnp.asarray(divergence_threshold, dtype)
+    lrs_dev, inits_dev, budgets_dev, threshold, problem = place(
+        (
+            np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
+            inits_np,
+            budgets_np.astype(np.int32),
+            np.asarray(divergence_threshold, dtype),
+            problem,
+        ),
+        mesh,
+    )
 
     store = None
     if out_dir is not None:
@@ -211,12 +245,11 @@ def _sweep(
         piece = None if store is None else store.load(c)
         if piece is None:
             sl = slice(c * chunk, (c + 1) * chunk)
+            lr_idx, init_idx = place((lr_idx_all[sl].astype(np.int32), init_idx_all[sl].astype(np.int32)), mesh, True)
             out = _run_chunk(
-                trajectory, problem, lrs_dev, inits_dev, budgets_dev,
-                jnp.asarray(lr_idx_all[sl], jnp.int32), jnp.asarray(init_idx_all[sl], jnp.int32),
-                threshold, batch_size,
-            )  # fmt: skip
-            piece = jax.device_get(out)
+                trajectory, problem, lrs_dev, inits_dev, budgets_dev, lr_idx, init_idx, threshold, batch_size, mesh
+            )
+            piece = to_host(out)
             if store is not None:
                 store.save(c, piece)
         pieces.append(piece)
@@ -241,6 +274,8 @@ def _sweep(
         num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
         metadata={
             **_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
+            "devices": n_dev,
+            "processes": jax.process_count(),
             "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
         },
     )

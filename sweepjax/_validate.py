@@ -21,7 +21,7 @@ class SweepArgs:
     budgets: np.ndarray  # (n_lr, n_init) int64
     num_steps: int
     chunk_size: int | None
-    batch_size: int | None
+    batch_size: int | str | None  # "auto" is resolved by the engine once the problem is traced
 
 
 def is_int(x) -> bool:
@@ -131,7 +131,7 @@ def check_sweep_args(
     elif np.any(budgets > num_steps):
         raise ValueError(f"max_steps must not exceed num_steps={num_steps}, got max {int(budgets.max())}")
 
-    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
+    for name, value in (("chunk_size", chunk_size), ("batch_size", None if batch_size == "auto" else batch_size)):
         if value is not None and (not is_int(value) or value < 1):
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)) or not threshold > 0:
@@ -144,7 +144,8 @@ def check_sweep_args(
     if not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(f"progress must be a bool or a callback (done, total), got {type(progress).__name__}")
     as_int = lambda v: None if v is None else int(v)  # noqa: E731  (NumPy ints are static Python ints)
-    return SweepArgs(lrs_np, inits_np, budgets, int(num_steps), as_int(chunk_size), as_int(batch_size))
+    batch = batch_size if batch_size == "auto" else as_int(batch_size)
+    return SweepArgs(lrs_np, inits_np, budgets, int(num_steps), as_int(chunk_size), batch)
 
 
 def check_problem(problem: AbstractProblem, one_init) -> None:

@@ -1,4 +1,5 @@
-"""Command line: ``sweepjax demo`` maps Ahn et al.'s gradient-flow vs edge-of-stability phase diagram.
+"""Command line: ``sweepjax demo`` (Ahn et al.'s gradient-flow vs EoS phase diagram), ``sweepjax list`` and
+``sweepjax reproduce NAME`` (the named experiments of ``sweepjax.experiments``).
 
 A thin layer over the Python API; bad input ends in one ``sweepjax: error: ...`` line and exit code 2.
 """
@@ -12,17 +13,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+from . import theory
 
-#: relative tolerance for "the measured final sharpness matches min(y₀² − x₀², 2/η)"
-DEMO_RTOL = 0.05
-#: the demo grid: η log-spaced (2/η from 200 down to 10), gaps y₀² − x₀² log-spaced, x₀ fixed
-DEMO_LR_RANGE = (0.01, 0.2)
-DEMO_GAP_RANGE = (2.0, 400.0)
-DEMO_X0 = 0.5
-#: ~ log(1/η)/η² steps settle the EoS runs at the smallest η (sqrt loss, β = 2)
-DEMO_STEPS = 40_000
-QUICK = {"n_lr": 12, "n_init": 10, "steps": 2_000}
+from .experiments import (
+    PRODUCT_GAP_RANGE as DEMO_GAP_RANGE,
+    PRODUCT_LR_RANGE as DEMO_LR_RANGE,
+    PRODUCT_QUICK,
+    PRODUCT_RTOL as DEMO_RTOL,
+    PRODUCT_STEPS as DEMO_STEPS,
+    PRODUCT_X0 as DEMO_X0,
+)
+
+QUICK = dict(PRODUCT_QUICK)
+FORMATS = ("npz", "nc", "both")
 
 
 class _ArgumentError(ValueError):
@@ -74,7 +77,90 @@ def build_parser() -> argparse.ArgumentParser:
     add("--x0", type=float, default=DEMO_X0, help="initial x₀ of every run (default %(default)s)")
     add("--quick", action="store_true", help=f"a small grid for tests ({QUICK})")
     demo.set_defaults(func=_demo_command)
+
+    lister = sub.add_parser(
+        "list", help="list the named experiments of `sweepjax reproduce`",
+        description="List the named experiments (sweepjax.experiments.REGISTRY) with one line each.",
+    )  # fmt: skip
+    lister.set_defaults(func=_list_command)
+
+    rep = sub.add_parser(
+        "reproduce",
+        help="reproduce a named paper experiment: result files, a figure, headline numbers vs the paper's",
+        description="Run a named experiment (see `sweepjax list`) and write <out>/<stem>.npz and/or .nc for "
+        "each sweep, <out>/<name>.png and <out>/<name>.json (headline numbers beside the paper's).",
+    )
+    rep.add_argument("name", metavar="NAME", help="experiment name (see `sweepjax list`)")
+    rep.add_argument("--out", type=Path, default=None, help="output folder (default: sweepjax-NAME)")
+    rep.add_argument("--quick", action="store_true", help="shrink every size (seconds; for tests)")
+    rep.add_argument(
+        "--format", choices=FORMATS, default="npz", help="result file format: npz, nc (netCDF-4) or both (default npz)"
+    )
+    rep.set_defaults(func=_reproduce_command)
     return parser
+
+
+def _list_command(args: argparse.Namespace) -> int:
+    from .experiments import REGISTRY
+
+    width = max(map(len, REGISTRY))
+    for name, fn in REGISTRY.items():
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:.4g}"
+
+
+def reproduce(name: str, out: Path | str | None = None, *, quick: bool = False, fmt: str = "npz") -> dict:
+    """Run experiment ``name``, write its files into ``out``; return {"files": [...], "headline": {...}, ...}."""
+    import json
+
+    from .experiments import REGISTRY
+
+    if name not in REGISTRY:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(REGISTRY)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    out = Path(f"sweepjax-{name}" if out is None else out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+    t0 = time.perf_counter()
+    rep = REGISTRY[name](quick)
+    run_s = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for stem, result in rep.results.items():
+        if fmt in ("npz", "both"):
+            files.append(result.save(out / f"{stem}.npz"))
+        if fmt in ("nc", "both"):
+            files.append(result.to_netcdf(out / f"{stem}.nc"))
+    png = out / f"{name}.png"
+    rep.figure.savefig(png, dpi=110)
+    files.append(png)
+    headline = {k: {"ours": h.ours, "paper": h.paper, "note": h.note} for k, h in rep.headline.items()}
+    summary = out / f"{name}.json"
+    summary.write_text(json.dumps({"name": name, "quick": quick, "headline": headline}, indent=2, allow_nan=True))
+    files.append(summary)
+    return {"files": files, "headline": rep.headline, "run_s": run_s}
+
+
+def _reproduce_command(args: argparse.Namespace) -> int:
+    summary = reproduce(args.name, args.out, quick=args.quick, fmt=args.format)
+    rows = [(k, _fmt(h.ours), _fmt(h.paper)) for k, h in summary["headline"].items()]
+    w0 = max(len(r[0]) for r in rows + [("headline", "", "")])
+    w1 = max(len(r[1]) for r in rows + [("", "sweepjax", "")])
+    print(f"{args.name}{' (quick)' if args.quick else ''}: ran in {summary['run_s']:.1f} s")
+    print(f"{'headline':<{w0}}  {'sweepjax':>{w1}}  paper")
+    for key, ours, paper in rows:
+        print(f"{key:<{w0}}  {ours:>{w1}}  {paper}")
+    for f in summary["files"]:
+        print(f"wrote {f}")
+    return 0
 
 
 def _version() -> str:
@@ -102,11 +188,11 @@ def run_demo(
     x0: float = DEMO_X0,
     rtol: float = DEMO_RTOL,
 ) -> dict:
-    """Run the demo sweep, write ``product_sqrt.npz`` and ``product_sqrt.png`` into ``out``; return a summary."""
-    import matplotlib.figure
-    from matplotlib.lines import Line2D
+    """Run the demo sweep, write ``product_sqrt.npz`` and ``product_sqrt.png`` into ``out``; return a summary.
 
-    from . import Record, plot, problems, sweep, theory
+    The sweep and figure are the named experiment ``product-phase-diagram`` (``sweepjax.experiments``).
+    """
+    from .experiments import product_phase_diagram
 
     if not (0 < lr_range[0] < lr_range[1]):
         raise ValueError(f"need 0 < lr-min < lr-max, got {lr_range[0]} and {lr_range[1]}")
@@ -114,40 +200,16 @@ def run_demo(
         raise ValueError(f"x0 must be finite, got {x0}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-
-    problem = problems.ProductLoss("sqrt")
-    lrs = np.geomspace(*lr_range, n_lr)
-    gaps = np.geomspace(*gap_range, n_init)
     t0 = time.perf_counter()
-    inits = problem.init_grid(gaps, x0=x0)
-    result = sweep(problem, lrs, inits, num_steps=steps, record=Record(every=_record_every(steps)))
-    sweep_s = time.perf_counter() - t0
-
-    predicted = theory.ahn_prediction(result)
-    match = theory.within_tolerance(result["final_sharpness"], predicted, rtol)
-    npz = result.save(out / "product_sqrt.npz")
-
-    fig = matplotlib.figure.Figure(figsize=(12.5, 5.0), layout="constrained")
-    left, right = fig.subplots(1, 2, width_ratios=(1.25, 1.0))
-    plot.phase_diagram(
-        result, "final_sharpness", left, y="y2_minus_x2", log_y=True, norm="log",
-        overlay=[(theory.eos_limit, "y₀² − x₀² = 2/η")], label="final sharpness λ_max(∇²f)", contours=8,
-    )  # fmt: skip
-    left.set_ylabel("y₀² − x₀²  (gradient-flow sharpness)")
-    left.set_title(
-        "EoS region (above the line): λ ≈ 2/η;  gradient-flow region (below): λ ≈ y₀² − x₀²", fontsize="medium"
+    rep = product_phase_diagram(
+        n_lr=n_lr, n_init=n_init, steps=steps, lr_range=lr_range, gap_range=gap_range, x0=x0, rtol=rtol
     )
-    eos = theory.ahn_is_eos(result.lrs[:, None], result.inits[None, :, 0], result.inits[None, :, 1])
-    plot.versus_prediction(result, predicted, right, rtol=rtol, color=np.where(eos, "C1", "C0"))
-    right.set_xlabel("predicted min(y₀² − x₀², 2/η)")
-    handles = right.get_legend_handles_labels()[0] + [
-        Line2D([], [], ls="", marker="o", color="C1", label="EoS regime (y₀² − x₀² > 2/η)"),
-        Line2D([], [], ls="", marker="o", color="C0", label="gradient-flow regime"),
-    ]
-    right.legend(handles=handles, fontsize="small", loc="upper left")
-    fig.suptitle(f"GD on f(x, y) = √(1 + x²y²): {n_lr} step sizes × {n_init} inits (x₀ = {x0:g}), {steps} steps")
+    sweep_s = time.perf_counter() - t0
+    result = rep.results["product_sqrt"]
+    npz = result.save(out / "product_sqrt.npz")
     png = out / "product_sqrt.png"
-    fig.savefig(png, dpi=110)
+    rep.figure.savefig(png, dpi=110)
+    match = theory.within_tolerance(result["final_sharpness"], theory.ahn_prediction(result), rtol)
     return {
         "npz": npz,
         "png": png,
@@ -185,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(None if argv is None else [str(a) for a in argv])
         return args.func(args)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"sweepjax: error: {message}", file=sys.stderr)
         return 2

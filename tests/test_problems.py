@@ -252,6 +252,12 @@ def test_objective_rejects_non_callables():
 _RNG = np.random.default_rng(0)
 _X = _RNG.normal(size=(6, 4)).astype(np.float32)
 _Y = np.array([1.0, -1.0, 1.0, 1.0, -1.0, -1.0], np.float32)
+
+
+def _make_mlp(key):
+    return eqx.nn.MLP(4, "scalar", 3, 1, key=key)
+
+
 REGISTRY_EXAMPLES: dict[str, list[dict]] = {
     "product": [{}, {"loss": "beta", "beta": 1.5}],
     "sparse_coding_relu": [{"X": _X, "y": _Y}],
@@ -259,6 +265,21 @@ REGISTRY_EXAMPLES: dict[str, list[dict]] = {
     "sparse_coding_network": [{"X": _X, "y": _Y, "m": 3}],
     "linear_predictor": [{"X": _X, "y": _Y}, {"X": _X[:, 0], "y": _Y, "loss": "logistic"}],
     "two_layer_linear": [{"X": _X, "y": _Y, "m": 3}],
+    "regularity_family": [{"a": 1.0, "b": 1}, {"a": 2.0, "b": 3, "n": 3}, {"a": 0.0, "b": 5, "n": 2}],
+    "wang_two_layer": [
+        {"X": _X, "Y": np.stack([_Y, -_Y], axis=1), "width": 4},
+        {"X": _X, "Y": _Y, "width": 3, "activation": "relu3", "loss": "huber", "batch_norm": True},
+    ],
+    "wang_three_layer": [{"X": _X, "Y": np.stack([_Y, -_Y], axis=1), "V": [[1.0, -1.0], [1.0, 1.0]], "width": 4}],
+    "supervised": [
+        {"model": _make_mlp(jax.random.key(0)), "X": _X, "y": _Y, "loss": "logistic", "init_fn": _make_mlp},
+        {"model": _make_mlp(jax.random.key(1)), "X": _X, "y": _X[:, 0], "loss": "mse", "init_fn": _make_mlp},
+    ],
+    "cai_two_layer": [
+        {"X": _X, "y": _Y, "m": 3},
+        {"X": _X, "y": _Y, "m": 4, "activation": "gelu"},
+        {"X": _X, "y": _Y, "m": 2, "activation": "huberized_relu", "h": 0.5},
+    ],
 }
 REGISTERED = [(name, kw) for name in REGISTRY for kw in REGISTRY_EXAMPLES.get(name, [{}])]
 REGISTERED_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(REGISTERED)]

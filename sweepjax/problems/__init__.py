@@ -11,6 +11,13 @@ from ._ahn import SparseCodingReLU as SparseCodingReLU
 from ._huang import LinearPredictor as LinearPredictor
 from ._huang import TwoLayerLinear as TwoLayerLinear
 from ._product import ProductLoss as ProductLoss
+from ._model import Supervised as Supervised
+from ._model import stack_inits as stack_inits
+from ._cai import CaiTwoLayer as CaiTwoLayer
+from ._cai import CaiNetwork as CaiNetwork
+from ._regularity import RegularityFamily as RegularityFamily
+from ._wang_networks import WangThreeLayer as WangThreeLayer
+from ._wang_networks import WangTwoLayer as WangTwoLayer
 
 REGISTRY: dict[str, type[AbstractProblem]] = {
     "product": ProductLoss,
@@ -19,6 +26,11 @@ REGISTRY: dict[str, type[AbstractProblem]] = {
     "sparse_coding_network": SparseCodingNetwork,
     "linear_predictor": LinearPredictor,
     "two_layer_linear": TwoLayerLinear,
+    "supervised": Supervised,
+    "cai_two_layer": CaiTwoLayer,
+    "regularity_family": RegularityFamily,
+    "wang_two_layer": WangTwoLayer,
+    "wang_three_layer": WangThreeLayer,
 }
 
 
