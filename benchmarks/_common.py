@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -44,3 +45,31 @@ def machine() -> str:
         pass
     dev = jax.devices()[0]
     return f"{cpu}; {os.cpu_count()} cores; jax {jax.__version__} on {jax.device_count()}x {dev.device_kind}"
+
+
+def time_strategies(problem, lrs, inits, steps: int, record, strategies, out: dict) -> None:
+    """Steady-state run-steps/s and compile time of ``sj.sweep`` under each (label, batch_size)."""
+    import sweepjax as sj
+
+    work = np.size(lrs) * steps
+    for label, batch in strategies:
+        call = lambda b=batch, s=1.0: sj.sweep(problem, lrs * s, inits, num_steps=steps, record=record, batch_size=b)  # noqa: E731
+        t0 = time.perf_counter()
+        first_result = call()
+        first = time.perf_counter() - t0
+        t = best_of(lambda: call(s=1.0001).final["loss"], repeat=1)
+        out[f"sweep_{label}_run_steps_per_s"] = work / t
+        out[f"sweep_{label}_compile_s"] = max(first - t, 0.0)
+        if batch == "auto":
+            out["auto_batch_size"] = first_result.metadata["batch_size"]
+
+
+def time_jit_loop(problem, lrs, inits, steps: int, record) -> float:
+    """Seconds for a Python loop of the library's one-run program, jitted, one call per step size."""
+    from sweepjax._trajectory import Trajectory
+
+    trajectory = Trajectory(optimizer=None, solver=record.sharpness, observables=record.observables,
+                            every=record.every, num_steps=steps)  # fmt: skip
+    budget, thr = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
+    one = jax.jit(lambda lr, th: trajectory(problem, lr[None], th, budget, thr)[0])
+    return best_of(lambda: [one(jnp.float32(lr), inits) for lr in lrs][-1], repeat=1)

@@ -9,10 +9,10 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import sweepjax as sj
+from _asserts import assert_bitwise_equal
 
 SWEEP = """
 import numpy as np
@@ -64,14 +64,7 @@ def single():
     return product, net
 
 
-def _assert_bitwise(a, b):
-    for name in a.records:
-        np.testing.assert_array_equal(a.records[name], b.records[name], err_msg=name)
-    for name in a.final:
-        np.testing.assert_array_equal(a.final[name], b.final[name], err_msg=name)
-    for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params), strict=True):
-        np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(a.status, b.status)
+
 
 
 def _env(devices: int) -> dict:
@@ -84,8 +77,8 @@ def test_four_emulated_devices_equal_one(tmp_path, single):
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "r"), "-", "0"], env=_env(4),
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_bitwise(sj.load(tmp_path / "r_product.npz"), single[0])
-    _assert_bitwise(sj.load(tmp_path / "r_net.npz"), single[1])
+    assert_bitwise_equal(sj.load(tmp_path / "r_product.npz"), single[0])
+    assert_bitwise_equal(sj.load(tmp_path / "r_net.npz"), single[1])
 
 
 def _free_port() -> int:
@@ -110,8 +103,8 @@ def test_two_processes_on_localhost_equal_one_device(tmp_path, single):
             p.kill()
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
-    _assert_bitwise(sj.load(tmp_path / "r_product.npz"), single[0])
-    _assert_bitwise(sj.load(tmp_path / "r_net.npz"), single[1])
+    assert_bitwise_equal(sj.load(tmp_path / "r_product.npz"), single[0])
+    assert_bitwise_equal(sj.load(tmp_path / "r_net.npz"), single[1])
 
 
 def test_single_device_metadata_and_auto_strategy():

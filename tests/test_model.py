@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from unittest import mock
 
 import equinox as eqx
 import jax
@@ -12,7 +11,6 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import sweepjax as sj
-from sweepjax._trajectory import Trajectory
 from sweepjax.problems import Objective, Supervised, stack_inits
 
 RNG = np.random.default_rng(1)
@@ -34,18 +32,6 @@ def hand_written_loss(params):
     return jnp.mean(0.5 * (jax.vmap(model)(jnp.asarray(X)) - jnp.asarray(Y)) ** 2)
 
 
-@pytest.fixture
-def trace_counter():
-    """Counts how often one run is traced (i.e. compiled) inside the engine."""
-    calls = []
-    original = Trajectory.__call__
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    with mock.patch.object(Trajectory, "__call__", counting):
-        yield calls
 
 
 def test_mlp_sweep_sharpness_matches_dense_hessian_and_objective():

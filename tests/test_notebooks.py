@@ -1,6 +1,5 @@
 """Every notebook in notebooks/ runs top to bottom in smoke mode (SWEEPJAX_SMOKE=1 shrinks sizes)."""
 
-import os
 from pathlib import Path
 
 import nbformat

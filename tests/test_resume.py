@@ -8,13 +8,13 @@ import textwrap
 import time
 from unittest import mock
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 import sweepjax as sj
+from _asserts import assert_bitwise_equal
 from sweepjax import _sweep
 from sweepjax.problems import ProductLoss
 
@@ -24,18 +24,7 @@ INITS = P.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5)
 KW = dict(num_steps=40, record=sj.Record(every=10), chunk_size=4)  # 15 runs -> 4 chunks
 
 
-def assert_bitwise_equal(a, b):
-    for name in a.records:
-        np.testing.assert_array_equal(a.records[name], b.records[name], err_msg=name)
-    assert sorted(a.records) == sorted(b.records) and sorted(a.final) == sorted(b.final)
-    for name in a.final:
-        np.testing.assert_array_equal(a.final[name], b.final[name], err_msg=name)
-    for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params)):
-        np.testing.assert_array_equal(x, y)
-        assert x.dtype == y.dtype
-    np.testing.assert_array_equal(a.status, b.status)
-    np.testing.assert_array_equal(a.diverged_step, b.diverged_step)
-    np.testing.assert_array_equal(a.num_steps, b.num_steps)
+
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The sweep engine against exact answers: quadratics, looped runs, chunking, divergence, budgets."""
 
-from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +8,6 @@ import optax
 import pytest
 
 import sweepjax as sj
-from sweepjax._trajectory import Trajectory
 from sweepjax.problems import AbstractProblem, Objective, ProductLoss
 
 A_DIAG = jnp.array([4.0, 1.0, 0.25])  # λ_max = 4, so GD diverges exactly for η > 0.5
@@ -36,18 +34,6 @@ class ScaledQuadratic(AbstractProblem):
         return self.s
 
 
-@pytest.fixture
-def trace_counter():
-    """Counts how often one run is traced (i.e. compiled) inside the engine."""
-    calls = []
-    original = Trajectory.__call__
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    with mock.patch.object(Trajectory, "__call__", counting):
-        yield calls
 
 
 def test_quadratic_diverges_exactly_past_two_over_lambda_max():
