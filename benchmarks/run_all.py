@@ -83,17 +83,20 @@ def table(a: dict, b: dict, c: dict, d: dict, argv: list[str]) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mlp-steps", type=int, default=None, help="steps for (c) (the ratios are per run-step)")
     args = ap.parse_args(argv)
     q = args.quick
     a = bench_product.main(["--runs", "1024", "--steps", "500"] if q else [])
     b = bench_ahn.main(["--steps", "200", "--torch-steps", "50"] if q else [])
-    c = bench_mlp.main(["--steps", "100", "--torch-steps", "20"] if q else [])
+    mlp_steps = args.mlp_steps or (100 if q else 1000)
+    c = bench_mlp.main(["--steps", str(mlp_steps), "--torch-steps", "20" if q else "50"])
     d = bench_scale.main(["--n", "300", "--steps", "200"] if q else [])
     readme = HERE / "README.md"
     text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    readme.write_text(head + BEGIN + "\n" + table(a, b, c, d, ["--quick"] if q else []) + "\n" + END + tail)
+    argv_used = (["--quick"] if q else []) + ([f"--mlp-steps {args.mlp_steps}"] if args.mlp_steps else [])
+    readme.write_text(head + BEGIN + "\n" + table(a, b, c, d, argv_used) + "\n" + END + tail)
     print(f"wrote {readme}")
 
 

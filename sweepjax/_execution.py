@@ -7,6 +7,8 @@ turns matmuls into slower batched ``dot_general``s. On accelerators a wide vmap 
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
@@ -85,3 +87,18 @@ def to_host(tree):
 
         return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
     return jax.device_get(tree)
+
+
+def default_memory_budget(fraction: float = 0.5) -> int | None:
+    """A chunk budget when the user gives none: half the device's memory where JAX reports it
+    (accelerators), else half the host's physical memory; None if neither is known."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # some backends do not implement memory_stats
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(fraction * stats["bytes_limit"])
+    try:
+        return int(fraction * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -19,7 +19,7 @@ from jaxtyping import ArrayLike, Float, Int, PyTree
 from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
-from ._execution import choose_batch_size, place, run_mesh, split_runs, to_host
+from ._execution import choose_batch_size, default_memory_budget, place, run_mesh, split_runs, to_host
 from ._trajectory import Optimizer, Trajectory
 from ._validate import check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
 from .problems._base import AbstractProblem, describe
@@ -138,7 +138,8 @@ def sweep(
             arguments loads the finished chunks instead of recomputing them, and returns a result
             bitwise equal to an uninterrupted run; a call whose configuration differs is refused
             with a ValueError naming the differing fields.
-        memory_budget_bytes: pick the largest chunk (at most ``chunk_size``) whose estimated
+        memory_budget_bytes: (default: half the device's memory where JAX reports it, else half
+            the host's RAM) pick the largest chunk (at most ``chunk_size``) whose estimated
             footprint (records, finals, carry, step temporaries and eigensolver workspace per run,
             times the runs, plus the grid's inputs) fits in this many bytes. Only the chunking
             changes: with a fixed ``batch_size`` the result is bitwise the same.
@@ -193,6 +194,8 @@ def _sweep(
     if auto:
         batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend())
     chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
+    if memory_budget_bytes is None:
+        memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
         itemsize = np.dtype(dtype).itemsize
         n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * record.observables
@@ -207,8 +210,7 @@ def _sweep(
         )
         fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
         chunk = min(chunk, chunk_for_memory_budget(memory_budget_bytes, per_run, fixed, n_runs, None if auto else batch_size))
-    if auto and (chunk_size is not None or memory_budget_bytes is not None):
-        # a chunk the user limited (memory) caps the automatic width, to a power of two
+    if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
     chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device
     if batch_size is not None:
