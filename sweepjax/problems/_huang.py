@@ -16,6 +16,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._curvature import Lanczos, generic_vector
 from ._base import AbstractProblem
+from ._nn import check_features
 
 HUANG_LOSSES = ("exp", "logistic")
 NTK_METHODS = ("exact", "lanczos")
@@ -25,14 +26,7 @@ MAX_RECORDED_OUTPUTS = 8
 
 def check_classification_data(X: ArrayLike, y: ArrayLike, *, vector_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """X (n, d) (or (n,) when ``vector_x``) finite and y (n,) in {±1}, as float32 NumPy arrays."""
-    try:
-        X = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"X must be a real array, got {type(X).__name__}") from e
-    if X.ndim not in ((1, 2) if vector_x else (2,)) or X.shape[0] == 0 or X.size == 0:
-        raise ValueError(f"X must have shape (n, d){' or (n,)' if vector_x else ''} with n, d ≥ 1, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X must be finite (found NaN or inf)")
+    X = check_features(X, vector_ok=vector_x)
     try:
         y = np.asarray(y, dtype=np.float32)
     except (TypeError, ValueError) as e:

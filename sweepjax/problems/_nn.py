@@ -47,16 +47,22 @@ def check_name(value, table: dict, name: str) -> str:
     return value
 
 
-def check_regression_data(X: ArrayLike, Y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """X (n, d) and Y (n, k) (or (n,), taken as k = 1) finite, as float32 NumPy arrays."""
+def check_features(X: ArrayLike, *, vector_ok: bool = False) -> np.ndarray:
+    """X (n, d) (or (n,) when ``vector_ok``) with n, d ≥ 1 and finite, as a float32 NumPy array."""
     try:
         X = np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise ValueError(f"X must be a real array, got {type(X).__name__}") from e
-    if X.ndim != 2 or X.size == 0:
-        raise ValueError(f"X must have shape (n, d) with n, d ≥ 1, got {X.shape}")
+    if X.ndim not in ((1, 2) if vector_ok else (2,)) or X.size == 0:
+        raise ValueError(f"X must have shape (n, d){' or (n,)' if vector_ok else ''} with n, d ≥ 1, got {X.shape}")
     if not np.all(np.isfinite(X)):
         raise ValueError("X must be finite (found NaN or inf)")
+    return X
+
+
+def check_regression_data(X: ArrayLike, Y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, d) and Y (n, k) (or (n,), taken as k = 1) finite, as float32 NumPy arrays."""
+    X = check_features(X)
     try:
         Y = np.asarray(Y, dtype=np.float32)
     except (TypeError, ValueError) as e:

@@ -3,6 +3,7 @@ optional full-batch batch norm, MSE or Huber loss (setup recovered from the auth
 
 from __future__ import annotations
 
+import abc
 import numbers
 
 import equinox as eqx
@@ -41,7 +42,55 @@ def _frobenius(params: Params) -> dict[str, Float[Array, ""]]:
     return {f"norm_{name}": jnp.sqrt(jnp.sum(W * W)) for name, W in params.items()}
 
 
-class WangTwoLayer(AbstractProblem):
+def _common_settings(width, activation, loss, batch_norm) -> tuple[int, str, str, bool]:
+    """Validated (width, activation, loss, batch_norm) shared by both networks."""
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be a bool, got {batch_norm!r}")
+    return (_positive_int(width, "width"), check_name(activation, ACTIVATIONS, "activation"),
+            check_name(loss, LOSSES, "loss"), batch_norm)  # fmt: skip
+
+
+class _AbstractWangNetwork(AbstractProblem):
+    """Trained layers ``{"W1": (width, d), "W2": (k, width)}``; the risk, the balancing observables
+    (Frobenius norms) and the rescaled PyTorch init are shared by both networks."""
+
+    X: eqx.AbstractVar[Float[Array, "n d"]]
+    Y: eqx.AbstractVar[Float[Array, "n k_out"]]
+    width: eqx.AbstractVar[int]
+    activation: eqx.AbstractVar[str]
+    loss_name: eqx.AbstractVar[str]
+    batch_norm: eqx.AbstractVar[bool]
+
+    @abc.abstractmethod
+    def outputs(self, params: Params) -> Float[Array, "n k_out"]:
+        """f(xᵢ) for every sample."""
+
+    @abc.abstractmethod
+    def _w2_rows(self) -> int:
+        """k, the number of rows of W₂."""
+
+    def loss(self, params: Params) -> Float[Array, ""]:
+        return _risk(self.loss_name, self.outputs(params), self.Y)
+
+    def observables(self, params: Params) -> dict[str, Float[Array, ""]]:
+        return _frobenius(params)
+
+    def param_shapes(self) -> dict[str, jax.ShapeDtypeStruct]:
+        d, k = self.X.shape[1], self._w2_rows()
+        return {"W1": jax.ShapeDtypeStruct((self.width, d), jnp.float32),
+                "W2": jax.ShapeDtypeStruct((k, self.width), jnp.float32)}  # fmt: skip
+
+    def init(self, key: PRNGKeyArray, num: int, norms: tuple[float, float] | None = None) -> Params:
+        """PyTorch's default U(−1/√fan_in, 1/√fan_in) per layer, rescaled to Frobenius norms
+        ``norms = (‖W₁‖_F, ‖W₂‖_F)`` when given (the paper: (10, 40) MNIST, (6, 20) CIFAR-10)."""
+        n1, n2 = _check_norms(norms, 2)
+        shapes = self.param_shapes()
+        k1, k2 = jax.random.split(key)
+        return {"W1": torch_linear_init(k1, num, shapes["W1"].shape, n1),
+                "W2": torch_linear_init(k2, num, shapes["W2"].shape, n2)}  # fmt: skip
+
+
+class WangTwoLayer(_AbstractWangNetwork):
     r"""f(x) = W₂ σ(W₁x) (no biases), or W₂ σ(BN(W₁x)) with ``batch_norm=True``; risk
     R = (1/n) Σᵢ Σₖ ℓ(f_k(xᵢ) − y_ik) with ℓ = ½r² (``"mse"``) or Huber δ = 1 (``"huber"``).
 
@@ -64,12 +113,7 @@ class WangTwoLayer(AbstractProblem):
     def __init__(self, X: ArrayLike, Y: ArrayLike, width: int = 200, activation: str = "tanh",
                  loss: str = "mse", batch_norm: bool = False):
         X, Y = check_regression_data(X, Y)
-        self.width = _positive_int(width, "width")
-        self.activation = check_name(activation, ACTIVATIONS, "activation")
-        self.loss_name = check_name(loss, LOSSES, "loss")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"batch_norm must be a bool, got {batch_norm!r}")
-        self.batch_norm = batch_norm
+        self.width, self.activation, self.loss_name, self.batch_norm = _common_settings(width, activation, loss, batch_norm)
         self.X, self.Y = jnp.asarray(X), jnp.asarray(Y)
 
     def outputs(self, params: Params) -> Float[Array, "n k"]:
@@ -79,28 +123,11 @@ class WangTwoLayer(AbstractProblem):
             z = batch_norm(z)
         return ACTIVATIONS[self.activation](z) @ params["W2"].T
 
-    def loss(self, params: Params) -> Float[Array, ""]:
-        return _risk(self.loss_name, self.outputs(params), self.Y)
-
-    def observables(self, params: Params) -> dict[str, Float[Array, ""]]:
-        return _frobenius(params)
-
-    def param_shapes(self) -> dict[str, jax.ShapeDtypeStruct]:
-        d, k = self.X.shape[1], self.Y.shape[1]
-        return {"W1": jax.ShapeDtypeStruct((self.width, d), jnp.float32),
-                "W2": jax.ShapeDtypeStruct((k, self.width), jnp.float32)}
-
-    def init(self, key: PRNGKeyArray, num: int, norms: tuple[float, float] | None = None) -> Params:
-        """PyTorch's default U(−1/√fan_in, 1/√fan_in) per layer, rescaled to Frobenius norms
-        ``norms = (‖W₁‖_F, ‖W₂‖_F)`` when given (the paper: (10, 40) MNIST, (6, 20) CIFAR-10)."""
-        n1, n2 = _check_norms(norms, 2)
-        shapes = self.param_shapes()
-        k1, k2 = jax.random.split(key)
-        return {"W1": torch_linear_init(k1, num, shapes["W1"].shape, n1),
-                "W2": torch_linear_init(k2, num, shapes["W2"].shape, n2)}
+    def _w2_rows(self) -> int:
+        return self.Y.shape[1]
 
 
-class WangThreeLayer(AbstractProblem):
+class WangThreeLayer(_AbstractWangNetwork):
     r"""f(x) = V σ(W₂W₁x) (σ on the k-dim vector W₂W₁x; with ``batch_norm=True`` V σ(BN(W₂W₁x)));
     V is FIXED (a data field, not trained; the paper draws its entries uniformly from {±1}, e.g.
     ``jax.random.rademacher``). Risk as in ``WangTwoLayer``. The paper uses it for Huber + ReLU³
@@ -129,12 +156,7 @@ class WangThreeLayer(AbstractProblem):
             raise ValueError(f"V must have shape (k_out, k) with k_out = {Y.shape[1]} (Y's columns), got {V.shape}")
         if not np.all(np.isfinite(V)):
             raise ValueError("V must be finite (found NaN or inf)")
-        self.width = _positive_int(width, "width")
-        self.activation = check_name(activation, ACTIVATIONS, "activation")
-        self.loss_name = check_name(loss, LOSSES, "loss")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"batch_norm must be a bool, got {batch_norm!r}")
-        self.batch_norm = batch_norm
+        self.width, self.activation, self.loss_name, self.batch_norm = _common_settings(width, activation, loss, batch_norm)
         self.X, self.Y, self.V = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(V)
 
     def outputs(self, params: Params) -> Float[Array, "n k_out"]:
@@ -144,21 +166,5 @@ class WangThreeLayer(AbstractProblem):
             z = batch_norm(z)
         return ACTIVATIONS[self.activation](z) @ self.V.T
 
-    def loss(self, params: Params) -> Float[Array, ""]:
-        return _risk(self.loss_name, self.outputs(params), self.Y)
-
-    def observables(self, params: Params) -> dict[str, Float[Array, ""]]:
-        return _frobenius(params)
-
-    def param_shapes(self) -> dict[str, jax.ShapeDtypeStruct]:
-        d, k = self.X.shape[1], self.V.shape[1]
-        return {"W1": jax.ShapeDtypeStruct((self.width, d), jnp.float32),
-                "W2": jax.ShapeDtypeStruct((k, self.width), jnp.float32)}
-
-    def init(self, key: PRNGKeyArray, num: int, norms: tuple[float, float] | None = None) -> Params:
-        """PyTorch's default Linear init per trained layer, rescaled to ``norms = (‖W₁‖_F, ‖W₂‖_F)``."""
-        n1, n2 = _check_norms(norms, 2)
-        shapes = self.param_shapes()
-        k1, k2 = jax.random.split(key)
-        return {"W1": torch_linear_init(k1, num, shapes["W1"].shape, n1),
-                "W2": torch_linear_init(k2, num, shapes["W2"].shape, n2)}
+    def _w2_rows(self) -> int:
+        return self.V.shape[1]
