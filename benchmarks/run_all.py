@@ -24,6 +24,7 @@ import bench_product  # noqa: E402
 import bench_scale  # noqa: E402
 
 BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
+EVERY_C, ORDER_C = bench_mlp.EVERY, bench_mlp.ORDER
 
 
 def verdict(value, target) -> str:
@@ -69,6 +70,15 @@ def table(a: dict, b: dict, c: dict, d: dict, argv: list[str]) -> str:
         f"| (c) sweep ≥ 20x PyTorch loop | {verdict(c.get('sweep_vs_torch'), 20)} |",
         f"| (c) ≥ 50% of matmul peak ({c['matmul_peak_gflops']:.0f} GFLOP/s measured) | "
         f"{verdict(c['sweep_fraction_of_matmul_peak'] / 0.5, 1.0)} |",
+        *(
+            f"| (c) sharpness every {EVERY_C} steps ≤ 1.5x GD alone: {name} | "
+            f"{'met' if cost <= 1.5 else 'MISSED'} ({cost:.2f}x GD alone){extra} |"
+            for name, cost, extra in (
+                (f"Lanczos({ORDER_C})", c[f"sharpness_cost_lanczos{ORDER_C}"], ""),
+                ("warm-started Lanczos(3)", c["sharpness_cost_lanczos3"],
+                 f"; median rel. error {c[f'lanczos3_rel_err_vs_lanczos{ORDER_C}']['median']:.1e} vs Lanczos({ORDER_C})"),
+            )
+        ),
         f"| (d) memory bounded by the chunk | peak RSS grew {d['rss_growth_mb']:.0f} MB from {d['small_grid']['runs']:,} "
         f"to {full['runs']:,} runs, of which {d['result_growth_mb']:.0f} MB are the result arrays |",
         "",

@@ -57,7 +57,8 @@ def run_mesh() -> Mesh | None:
 
 
 def split_runs(fn, mesh: Mesh | None, n_replicated: int):
-    """``fn(*replicated, lr_idx, init_idx)`` with the two index arrays split over the mesh's devices.
+    """``fn(*replicated, *split)``: the arguments after the first ``n_replicated`` (the run indices,
+    carried states) split along their first axis over the mesh's devices.
 
     Each device runs its slice of the chunk with the same program; records (a dict of (n_record, c)
     arrays) come back split along their run axis, everything else along its first axis.
@@ -65,10 +66,13 @@ def split_runs(fn, mesh: Mesh | None, n_replicated: int):
     if mesh is None:
         return fn
     runs = PartitionSpec(RUNS)
-    return jax.shard_map(
-        fn, mesh=mesh, in_specs=(PartitionSpec(),) * n_replicated + (runs, runs),
-        out_specs=(PartitionSpec(None, RUNS), runs), check_vma=False,
-    )  # fmt: skip
+
+    def call(*args):
+        in_specs = (PartitionSpec(),) * n_replicated + (runs,) * (len(args) - n_replicated)
+        out_specs = (PartitionSpec(None, RUNS), runs)
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)(*args)
+
+    return call
 
 
 def place(tree, mesh: Mesh | None, split: bool = False):

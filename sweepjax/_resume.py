@@ -5,11 +5,15 @@ Layout of ``out_dir``::
     manifest.json        format, a hash per configuration field, the chunk size and chunk count
     chunk_00000.npz      the raw outputs of chunk 0 (records time-major, finals, params, status)
     ...
+    chunk_00001.part_00000.npz, chunk_00001.carry.npz
+                         with ``checkpoint_every``, while chunk 1 runs: the records of each finished
+                         segment of steps, and the carry (parameters, optimizer state, warm-start
+                         vectors, status) after the last; removed once the chunk's file is written
 
 A chunk file is written to a temporary file in the same folder, flushed, fsynced and moved into
 place with ``os.replace``, so a killed sweep leaves only whole chunks. Re-running the same call
-loads the finished chunks instead of recomputing them; the outputs are stored bit for bit, so the
-resumed result equals an uninterrupted one exactly. A call whose configuration differs from the
+loads the finished chunks instead of recomputing them and continues a chunk from its last carry;
+the outputs are stored bit for bit, so the resumed result equals an uninterrupted one exactly. A call whose configuration differs from the
 manifest is refused, naming the fields that differ. One sweep at a time per folder: temporary files
 left by a sweep killed mid-write are removed when the folder is opened again.
 """
@@ -162,7 +166,48 @@ class ChunkStore:
         except Exception:  # damaged or foreign: recompute this chunk (it is rewritten atomically)
             return None
 
+    def part_path(self, c: int, s: int) -> pathlib.Path:
+        return self.dir / f"chunk_{c:05d}.part_{s:05d}.npz"
+
+    def carry_path(self, c: int) -> pathlib.Path:
+        return self.dir / f"chunk_{c:05d}.carry.npz"
+
+    def save_carry(self, c: int, s: int, seg: int, records: dict[str, np.ndarray], state) -> None:
+        """Segment s of chunk c is done: its records, then the carry after it (each atomically)."""
+        tag = {"__config_hash__": np.array(self.config_hash), "__chunk__": np.array(c), "__segment__": np.array(s)}
+        tag["__records_per_segment__"] = np.array(seg)
+        self._write(self.part_path(c, s), lambda f: np.savez(f, **tag, **{f"records/{k}": v for k, v in records.items()}))
+        leaves = {f"state/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(state))}
+        self._write(self.carry_path(c), lambda f: np.savez(f, **tag, **leaves))
+
+    def load_carry(self, c: int, seg: int, state_def):
+        """(records of the finished segments, the carry after the last) of chunk c, or None if no
+        readable checkpoint of this configuration and segment length is there."""
+        try:
+            with np.load(self.carry_path(c), allow_pickle=False) as z:
+                if not self._tagged(z, c, seg):
+                    return None
+                s = int(z["__segment__"])
+                state = jax.tree.unflatten(state_def, [z[f"state/{i}"] for i in range(state_def.num_leaves)])
+            parts = []
+            for i in range(s + 1):
+                with np.load(self.part_path(c, i), allow_pickle=False) as z:
+                    if not (self._tagged(z, c, seg) and int(z["__segment__"]) == i):
+                        return None
+                    parts.append({k[len("records/") :]: z[k] for k in z.files if k.startswith("records/")})
+            return parts, state
+        except Exception:  # missing, damaged or foreign: run the chunk from its start
+            return None
+
+    def _tagged(self, z, c: int, seg: int) -> bool:
+        return (
+            str(z["__config_hash__"]) == self.config_hash
+            and int(z["__chunk__"]) == c
+            and int(z["__records_per_segment__"]) == seg
+        )
+
     def save(self, c: int, piece) -> None:
+        """Chunk c is done: its outputs atomically, then its checkpoints are removed."""
         records, final, params, alive, diverged_at = piece
         arrays = {
             "__config_hash__": np.array(self.config_hash),
@@ -174,6 +219,9 @@ class ChunkStore:
             "diverged_at": np.asarray(diverged_at),
         }
         self._write(self.path(c), lambda f: np.savez(f, **arrays))
+        self.carry_path(c).unlink(missing_ok=True)
+        for part in self.dir.glob(f"chunk_{c:05d}.part_*.npz"):
+            part.unlink(missing_ok=True)
 
     def _write(self, path: pathlib.Path, write) -> None:
         """Atomically: a temporary file in the same folder, flush + fsync, then ``os.replace``."""

@@ -20,8 +20,8 @@ from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
 from ._execution import choose_batch_size, default_memory_budget, place, run_mesh, split_runs, to_host
-from ._trajectory import Optimizer, Trajectory
-from ._validate import check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
+from ._trajectory import Optimizer, RunState, Trajectory
+from ._validate import check_checkpoint_every, check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
 from .problems._base import AbstractProblem, describe
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
@@ -40,35 +40,50 @@ def _run_chunk(
     threshold: Float[jax.Array, ""],
     batch_size: int | None,
     mesh: Mesh | None,
+    state: RunState | None = None,
+    t_start: Int[jax.Array, ""] | int = 0,
+    n_records: int | None = None,
+    finish: bool = True,
 ):
     """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over vmapped
-    batches of ``batch_size``; with a mesh, each device runs its slice of the chunk."""
-    arrays, static = eqx.partition(problem, eqx.is_array)
+    batches of ``batch_size``; with a mesh, each device runs its slice of the chunk.
 
-    def local(arrays, lrs, inits, budgets, threshold, lr_idx, init_idx):
+    The whole trajectory by default; else one segment of ``n_records`` records (steps before T) from
+    step ``t_start``, starting from the carried ``state`` (None: the inits); ``finish`` adds the
+    record at T and returns the final metrics, else the segment returns its carry.
+    """
+    arrays, static = eqx.partition(problem, eqx.is_array)
+    n_records = trajectory.num_records - 1 if n_records is None else n_records
+
+    def local(arrays, lrs, inits, budgets, threshold, t_start, lr_idx, init_idx, state=None):
         problem = eqx.combine(arrays, static)
         c = lr_idx.shape[0]
         b = c if batch_size is None else batch_size
 
-        def run_batch(idx):
-            i, j = idx
-            params = jax.tree.map(lambda a: a[j], inits)
-            records, final, state = trajectory(problem, lrs[i, j], params, budgets[i, j], threshold)
-            return records, final, state.params, state.alive, state.diverged_at
+        def run_batch(xs):
+            i, j, st = xs
+            lr, budget = lrs[i, j], budgets[i, j]
+            if st is None:
+                st = trajectory.start(problem, lr, jax.tree.map(lambda a: a[j], inits))
+            records, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records)
+            if not finish:
+                return records, st
+            last, final, st = trajectory.finish(problem, budget, threshold, st)
+            records = {n: jnp.concatenate([v, last[n][None]]) for n, v in records.items()}
+            return records, (final, st.params, st.alive, st.diverged_at)
 
-        idx = (lr_idx.reshape(c // b, b), init_idx.reshape(c // b, b))
+        xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, init_idx, state))
         if c // b == 1:
-            out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], idx)))
+            out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], xs)))
         else:
-            out = jax.lax.map(run_batch, idx)
-        records, final, params, alive, diverged_at = out
+            out = jax.lax.map(run_batch, xs)
+        records, rest = out
         # records stay time-major: (n_batch, n_record, b) -> (n_record, c); the rest (n_batch, b, ...) -> (c, ...)
         records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
-        flat = lambda a: a.reshape((c,) + a.shape[2:])  # noqa: E731
-        return records, (jax.tree.map(flat, final), jax.tree.map(flat, params), flat(alive), flat(diverged_at))
+        return records, jax.tree.map(lambda a: a.reshape((c,) + a.shape[2:]), rest)
 
-    records, rest = split_runs(local, mesh, 5)(arrays, lrs, inits, budgets, threshold, lr_idx, init_idx)
-    return (records, *rest)
+    split = (lr_idx, init_idx) if state is None else (lr_idx, init_idx, state)
+    return split_runs(local, mesh, 6)(arrays, lrs, inits, budgets, threshold, jnp.asarray(t_start), *split)
 
 
 def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
@@ -97,6 +112,7 @@ def sweep(
     progress: bool | Callable[[int, int], None] = False,
     out_dir: str | os.PathLike | None = None,
     memory_budget_bytes: int | None = None,
+    checkpoint_every: int | None = None,
 ) -> SweepResult:
     """Run GD from every init at every step size and record loss, sharpness and observables.
 
@@ -143,6 +159,10 @@ def sweep(
             footprint (records, finals, carry, step temporaries and eigensolver workspace per run,
             times the runs, plus the grid's inputs) fits in this many bytes. Only the chunking
             changes: with a fixed ``batch_size`` the result is bitwise the same.
+        checkpoint_every: (needs ``out_dir``) also save each chunk's carry (parameters, optimizer
+            state, warm-start vectors, status) and its records so far every this many steps (a
+            multiple of ``record.every``), so a long sweep killed mid-chunk resumes from its last
+            checkpoint instead of the chunk's start. The result is bitwise the same as without.
 
     Returns:
         a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
@@ -158,13 +178,13 @@ def sweep(
     with jax.enable_x64(x64):
         return _sweep(
             problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-            divergence_threshold, progress, out_dir, memory_budget_bytes,
+            divergence_threshold, progress, out_dir, memory_budget_bytes, checkpoint_every,
         )  # fmt: skip
 
 
 def _sweep(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-    divergence_threshold, progress, out_dir=None, memory_budget_bytes=None,
+    divergence_threshold, progress, out_dir=None, memory_budget_bytes=None, checkpoint_every=None,
 ) -> SweepResult:  # fmt: skip
     args = check_sweep_args(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
@@ -172,6 +192,7 @@ def _sweep(
     )  # fmt: skip
     lrs_np, inits_np, budgets_np, num_steps = args.lrs, args.inits, args.budgets, args.num_steps
     chunk_size, batch_size = args.chunk_size, args.batch_size
+    check_checkpoint_every(checkpoint_every, record.every, out_dir)
     n_lr, n_init = budgets_np.shape
     problem = _cast_problem(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
@@ -241,21 +262,45 @@ def _sweep(
         )  # fmt: skip
         store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
 
-    report = _progress(progress, n_chunks)
+    n_records = trajectory.num_records - 1  # those before T; the last call adds the record at T
+    seg = n_records if checkpoint_every is None else checkpoint_every // record.every  # records per segment
+    starts = range(0, n_records, seg) if n_records else range(1)  # each segment's first record
+    state_def = None
+    if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
+        one = jax.tree.map(lambda a: a[:1], inits_dev)
+        state_def = jax.tree.structure(jax.eval_shape(trajectory.start, problem, lrs_dev[0, :1], one))
+    report = _progress(progress, n_chunks * len(starts))
     pieces = []
     for c in range(n_chunks):
         piece = None if store is None else store.load(c)
         if piece is None:
             sl = slice(c * chunk, (c + 1) * chunk)
             lr_idx, init_idx = place((lr_idx_all[sl].astype(np.int32), init_idx_all[sl].astype(np.int32)), mesh, True)
-            out = _run_chunk(
-                trajectory, problem, lrs_dev, inits_dev, budgets_dev, lr_idx, init_idx, threshold, batch_size, mesh
-            )
-            piece = to_host(out)
+            parts, state = [], None
+            if state_def is not None:  # resume this chunk from its last saved carry
+                saved = store.load_carry(c, seg, state_def)
+                if saved is not None:
+                    parts, state = saved[0], place(saved[1], mesh, True)
+            for s, r0 in enumerate(starts):
+                if s < len(parts):
+                    continue
+                last = s == len(starts) - 1
+                records, rest = _run_chunk(
+                    trajectory, problem, lrs_dev, inits_dev, budgets_dev, lr_idx, init_idx, threshold,
+                    batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
+                )  # fmt: skip
+                parts.append(to_host(records))
+                if not last:
+                    state = rest
+                    if store is not None:
+                        store.save_carry(c, s, seg, parts[-1], to_host(state))
+                    report(c * len(starts) + s + 1)
+            records = {n: parts[0][n] if len(parts) == 1 else np.concatenate([p[n] for p in parts]) for n in parts[0]}
+            piece = (records, *to_host(rest))
             if store is not None:
                 store.save(c, piece)
         pieces.append(piece)
-        report(c + 1)
+        report((c + 1) * len(starts))
     join = lambda axis: lambda *xs: (xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis))  # noqa: E731
     records = {n: join(1)(*[p[0][n] for p in pieces])[:, :n_runs] for n in pieces[0][0]}
     final, params, alive, diverged_at = jax.tree.map(lambda *xs: join(0)(*xs)[:n_runs], *[p[1:] for p in pieces])

@@ -123,6 +123,63 @@ class Trajectory(eqx.Module):
         out.update({k: jnp.where(ok, jnp.asarray(v, sd), jnp.array(jnp.nan, sd)) for k, v in sharp.items()})
         return out, eqx.tree_at(lambda s: s.eigvec, state, eigvec)
 
+    def start(self, problem: AbstractProblem, lrs: Float[Array, " b"], params: Params) -> RunState:
+        """The initial states of a batch of runs (params with a leading batch axis)."""
+        return jax.vmap(lambda lr, p: self.init_state(problem, lr, p))(lrs, params)
+
+    def segment(
+        self,
+        problem: AbstractProblem,
+        lrs: Float[Array, " b"],
+        budgets: Int[Array, " b"],
+        threshold: Float[Array, ""],
+        state: RunState,
+        t_start: Int[Array, ""],
+        n_records: int,
+    ) -> tuple[dict[str, Array], RunState]:
+        """Record at t = t_start, t_start + k, … (n_records times, all before T), taking k steps after
+        each; returns records (n_record, b) (time-major) and the carried states.
+
+        A whole trajectory is one segment from t = 0 with T/k records, then ``finish`` (the record at
+        T); consecutive segments compute the same steps, so the carry can be saved in between.
+        """
+        k = self.every
+        measure = jax.vmap(lambda s: self.measure(problem, threshold, s))
+        step = jax.vmap(lambda lr, b, s, t: self.step(problem, lr, threshold, b, s, t), in_axes=(0, 0, 0, None))
+
+        def advance(state, t0):
+            if k == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
+                return step(lrs, budgets, state, t0)
+            return jax.lax.scan(lambda s, t: (step(lrs, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
+
+        def outer(state, t0):
+            rec, state = measure(state)
+            return advance(state, t0), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
+
+        state, records = jax.lax.scan(outer, state, t_start + k * jnp.arange(n_records))
+        return records, state
+
+    def finish(
+        self, problem: AbstractProblem, budgets: Int[Array, " b"], threshold: Float[Array, ""], state: RunState
+    ) -> tuple[dict[str, Array], dict[str, Array], RunState]:
+        """The record at t = T and the final metrics (b,), one measurement at each run's final
+        parameters (frozen past its budget); a run whose last point is bad diverged at its last step."""
+        final, state = jax.vmap(lambda s: self.measure(problem, threshold, s))(state)
+        last = {n: jnp.where(self.num_steps <= budgets, v, jnp.nan) for n, v in final.items()}
+        end = jnp.minimum(budgets, self.num_steps)
+        final_bad = state.alive & jnp.isnan(final["loss"])
+        state = eqx.tree_at(
+            lambda s: (s.alive, s.diverged_at),
+            state,
+            (state.alive & ~final_bad, jnp.where(final_bad, end, state.diverged_at).astype(jnp.int32)),
+        )
+        return last, final, state
+
+    @property
+    def num_records(self) -> int:
+        """Records per run: t = 0, k, …, T."""
+        return self.num_steps // self.every + 1
+
     def __call__(
         self,
         problem: AbstractProblem,
@@ -136,31 +193,7 @@ class Trajectory(eqx.Module):
         Returns records (n_record, b) (time-major), final metrics (b,) and the final states.
         The step and the measurement are written for one run and vmapped over the batch.
         """
-        k = self.every
-        state = jax.vmap(lambda lr, p: self.init_state(problem, lr, p))(lrs, params)
-        measure = jax.vmap(lambda s: self.measure(problem, threshold, s))
-        step = jax.vmap(lambda lr, b, s, t: self.step(problem, lr, threshold, b, s, t), in_axes=(0, 0, 0, None))
-
-        def advance(state, t0):
-            if k == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
-                return step(lrs, budgets, state, t0)
-            return jax.lax.scan(lambda s, t: (step(lrs, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
-
-        def outer(state, t0):
-            rec, state = measure(state)
-            rec = {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
-            # the last record (t0 = T) takes no steps; t0 is shared by the batch, so cond skips the work
-            state = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0)
-            return state, rec
-
-        state, records = jax.lax.scan(outer, state, jnp.arange(0, self.num_steps + 1, k))
-        final, state = measure(state)  # at each run's final parameters (frozen past its budget)
-        end = jnp.minimum(budgets, self.num_steps)
-        # a run whose last point is bad diverged at its last step
-        final_bad = state.alive & jnp.isnan(final["loss"])
-        state = eqx.tree_at(
-            lambda s: (s.alive, s.diverged_at),
-            state,
-            (state.alive & ~final_bad, jnp.where(final_bad, end, state.diverged_at).astype(jnp.int32)),
-        )
-        return records, final, state
+        state = self.start(problem, lrs, params)
+        records, state = self.segment(problem, lrs, budgets, threshold, state, jnp.array(0), self.num_records - 1)
+        last, final, state = self.finish(problem, budgets, threshold, state)
+        return {n: jnp.concatenate([v, last[n][None]]) for n, v in records.items()}, final, state

@@ -203,3 +203,15 @@ def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch
             f"{'a batch of ' + str(unit) + ' runs' if unit > 1 else 'one run'} ~{unit * per_run} more"
         )
     return min(fits, -(-n_runs // unit) * unit)
+
+
+def check_checkpoint_every(checkpoint_every, every: int, out_dir) -> None:
+    """``checkpoint_every``: None, or a positive multiple of ``record.every`` given with ``out_dir``."""
+    if checkpoint_every is None:
+        return
+    if not is_int(checkpoint_every) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive int (steps) or None, got {checkpoint_every!r}")
+    if checkpoint_every % every:
+        raise ValueError(f"checkpoint_every={checkpoint_every} must be a multiple of record.every={every}")
+    if out_dir is None:
+        raise ValueError("checkpoint_every needs out_dir: the folder its checkpoints are saved in")

@@ -82,13 +82,13 @@ def test_cosh_two_cycle_boundary_closed_form():
 
 def test_cosh_boundary_with_a_time_horizon_and_one_compile_after_the_first_round():
     calls = []
-    original = Trajectory.__call__
+    original = Trajectory.segment
 
     def counting(self, *args, **kwargs):
         calls.append(self.num_steps)
         return original(self, *args, **kwargs)
 
-    with mock.patch.object(Trajectory, "__call__", counting):
+    with mock.patch.object(Trajectory, "segment", counting):
         b = sj.find_boundary(COSH, W0[:, None], (0.2, 5.0), did_not_converge, horizon=10.0, rounds=4, points=2)
     # first round (lo, 2 interior points, hi), then 2 rows per round: two shapes, one scan length ⌈10/0.2⌉
     assert calls == [50, 50]

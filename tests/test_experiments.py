@@ -8,7 +8,16 @@ import pytest
 import sweepjax as sj
 from sweepjax import cli, experiments
 
-NAMES = ["product-phase-diagram", "ahn-mean-model", "ahn-relu-figure1", "huang-linear", "huang-catapult"]
+NAMES = [
+    "product-phase-diagram",
+    "ahn-mean-model",
+    "ahn-relu-figure1",
+    "huang-linear",
+    "huang-catapult",
+    "wang-regularity",
+    "wang-networks",
+    "cai-rates",
+]
 
 
 def test_registry_names():
@@ -54,7 +63,38 @@ def _huang_catapult(h):
     assert 8 <= h["smallest eta*lambda0 classified CATAPULT (median)"] < 12
 
 
-HEADLINE_CHECKS = {"ahn-mean-model": _mean_model, "huang-linear": _huang_linear, "huang-catapult": _huang_catapult}
+def _wang_regularity(h):
+    assert abs(h["(a,b)=(1,1), eta=0.05: limiting sharpness"] - 40.0) < 0.2  # EoS: 2/η − O(η)
+    assert h["(a,b)=(1,1), eta=0.05: final |x^2 - y^2| (init 60)"] < 0.7 * 60  # balancing
+    assert h["(a,b)=(2,3), eta=0.05: limiting sharpness * eta"] <= 1.0  # Th. 8: λ∞ ≤ 1/η
+    assert h["(a,b)=(2,3), eta=0.05: final / initial |x^2 - y^2|"] > 0.99  # no balancing
+    assert h["good members (b=1, a<2), eta >= 0.035: min limiting sharpness * eta/2"] > 0.98
+    assert h["bad members (a=2, b>=3), all eta: max limiting sharpness * eta"] <= 1.0
+
+
+def _wang_networks(h):
+    # quick: 100 digits, width 16, a fifth of the steps; the full run's verdicts are in the README
+    tanh, relu3, relu3_bn = (h[f"{k}: final sharpness * eta/2"] for k in ("tanh + MSE", "ReLU³ + MSE", "ReLU³ + MSE + BN"))
+    assert 0.8 < tanh < 1.1 and 0.8 < relu3_bn < 1.1  # at (or reaching) the edge of stability
+    assert relu3 < 0.2 and h["3-layer ReLU³ + Huber: final sharpness * eta/2"] < 0.2  # far below 2/η
+
+
+def _cai_rates(h):
+    assert abs(h["log-log slope of L(w_T) vs T, eta = 3T (median over inits)"] + 2.0) < 0.3
+    assert abs(h["log-log slope of L(w_T) vs T, eta = 50 (median over inits)"] + 1.0) < 0.15
+    assert h["EoS -> stable onset tau / T, eta = 3T (max over T and inits)"] <= 0.5
+    assert h["normalized margin increase from tau to T, eta = 3T (min over T and inits)"] > 0
+    assert h["runs whose risk never settles (no monotone onset)"] == 0
+
+
+HEADLINE_CHECKS = {
+    "ahn-mean-model": _mean_model,
+    "huang-linear": _huang_linear,
+    "huang-catapult": _huang_catapult,
+    "wang-regularity": _wang_regularity,
+    "wang-networks": _wang_networks,
+    "cai-rates": _cai_rates,
+}
 
 
 def test_unknown_name_exits_2_listing_known_names(tmp_path, capsys):

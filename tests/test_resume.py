@@ -179,3 +179,149 @@ def test_resume_with_pytree_params_and_mapped_batches(tmp_path, chunk_calls):
     assert len(chunk_calls) == n + 1 and n == 2 * 5  # 9 runs in chunks of 2
     assert_bitwise_equal(again, ref)
     assert again.final_params["b"].shape == (3, 3)
+
+
+# ----------------------------------------------------------------------------- checkpoints along the step axis
+
+SEG_KW = dict(num_steps=40, record=sj.Record(every=10))  # one chunk of 15 runs, 5 records
+
+
+def test_checkpointed_sweep_is_bitwise_equal_and_leaves_only_the_chunk(tmp_path, chunk_calls):
+    from sweepjax.problems import Objective
+
+    prob = Objective(_dict_loss, params_like={"a": jnp.zeros(2), "b": jnp.zeros(())})
+    inits, lrs = {"a": np.ones((3, 2)), "b": np.linspace(0.5, 1.5, 3)}, [0.1, 0.3, 0.6]
+    ref = sj.sweep(prob, lrs, inits, **SEG_KW)
+    assert ref.diverged[-1].all() and not ref.diverged[:-1].any()  # η = 0.6 > 2/4: divergence is carried too
+    n = len(chunk_calls)
+    seg = sj.sweep(prob, lrs, inits, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
+    assert len(chunk_calls) - n == 2  # records {0, 10}, then {20, 30} and the last, at 40
+    assert_bitwise_equal(seg, ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk_00000.npz", "manifest.json"]
+
+
+def test_checkpoints_carry_optimizer_state_budgets_and_warm_starts(tmp_path):
+    from sweepjax.problems import Objective
+
+    prob = Objective(_dict_loss, params_like={"a": jnp.zeros(2), "b": jnp.zeros(())})
+    inits = {"a": np.linspace(1, 2, 6).reshape(3, 2), "b": np.linspace(0.5, 1.5, 3)}
+    lrs = [0.05, 0.2, 0.45]
+    kw = dict(
+        num_steps=30, record=sj.Record(every=3, sharpness=sj.Lanczos(order=2)), batch_size=2, chunk_size=4,
+        optimizer=lambda lr: optax.sgd(lr, momentum=0.9), max_steps=np.array([30, 14, 7]),
+    )  # fmt: skip
+    ref = sj.sweep(prob, lrs, inits, **kw)
+    seg = sj.sweep(prob, lrs, inits, **kw, out_dir=tmp_path, checkpoint_every=9)
+    assert_bitwise_equal(seg, ref)
+
+
+def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
+    ref = sj.sweep(P, LRS, INITS, **SEG_KW)
+    sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
+    assert len(chunk_calls) == 1 + 4
+    # as if killed after segment 2 (records at 0, 10, 20): recreate that state from a fresh run
+    (tmp_path / "chunk_00000.npz").unlink()
+    kill_after = {"segment": 2}
+
+    class Killed(Exception):
+        pass
+
+    def progress(done, total):
+        if done == kill_after["segment"] + 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=progress)
+    names = sorted(p.name for p in tmp_path.glob("chunk_*"))
+    assert names == ["chunk_00000.carry.npz"] + [f"chunk_00000.part_{s:05d}.npz" for s in range(3)]
+    n = len(chunk_calls)
+    resumed = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
+    assert len(chunk_calls) - n == 1  # segment 3 (records at 30 and 40) only
+    assert_bitwise_equal(resumed, ref)
+    assert sorted(p.name for p in tmp_path.glob("chunk_*")) == ["chunk_00000.npz"]
+
+
+def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_path, chunk_calls):
+    ref = sj.sweep(P, LRS, INITS, **SEG_KW)
+
+    def stop_at(k):
+        def progress(done, total):
+            if done == k:
+                raise KeyboardInterrupt
+
+        return progress
+
+    with pytest.raises(KeyboardInterrupt):
+        sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=stop_at(2))
+    n = len(chunk_calls)
+    other = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
+    assert len(chunk_calls) - n == 2  # from the chunk's start, in segments of 2 records
+    assert_bitwise_equal(other, ref)
+    (tmp_path / "chunk_00000.npz").unlink()
+    with pytest.raises(KeyboardInterrupt):
+        sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=stop_at(3))
+    (tmp_path / "chunk_00000.part_00001.npz").write_bytes(b"PK\x03\x04 garbage")
+    n = len(chunk_calls)
+    again = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
+    assert len(chunk_calls) - n == 4
+    assert_bitwise_equal(again, ref)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(checkpoint_every=10), "checkpoint_every needs out_dir"),
+        (dict(checkpoint_every=15, out_dir="x"), "multiple of record.every=10"),
+        (dict(checkpoint_every=0, out_dir="x"), "checkpoint_every must be a positive int"),
+        (dict(checkpoint_every=2.0, out_dir="x"), "checkpoint_every must be a positive int"),
+    ],
+)
+def test_bad_checkpoint_every_is_refused_before_compiling(kwargs, match, tmp_path, chunk_calls):
+    if "out_dir" in kwargs:
+        kwargs = {**kwargs, "out_dir": tmp_path / kwargs["out_dir"]}
+    with pytest.raises(ValueError, match=match):
+        sj.sweep(P, LRS, INITS, **SEG_KW, **kwargs)
+    assert not chunk_calls and not (tmp_path / "x").exists()
+
+
+CARRY_DRILL = """
+import pathlib, time, sys
+import numpy as np
+import sweepjax as sj
+from sweepjax.problems import ProductLoss
+
+out, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+p = ProductLoss("sqrt")
+
+def progress(done, total):
+    if done == 2:
+        marker.write_text("2")
+        time.sleep(600)  # wait here to be killed mid-chunk
+
+sj.sweep(p, np.geomspace(0.05, 1.5, 5), p.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5), num_steps=40,
+         record=sj.Record(every=10), out_dir=out, checkpoint_every=10, progress=progress)
+"""
+
+
+def test_kill_dash_nine_mid_chunk_and_resume_from_the_carry(tmp_path, chunk_calls):
+    script = tmp_path / "drill.py"
+    script.write_text(textwrap.dedent(CARRY_DRILL))
+    out, marker = tmp_path / "out", tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, f"drill exited early with code {proc.returncode}"
+            assert time.monotonic() < deadline, "drill did not reach segment 2"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(p.name for p in out.glob("chunk_*")) == [
+        "chunk_00000.carry.npz", "chunk_00000.part_00000.npz", "chunk_00000.part_00001.npz",
+    ]  # fmt: skip
+    resumed = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=out, checkpoint_every=10)
+    assert len(chunk_calls) == 2  # segments 2 and 3
+    assert_bitwise_equal(resumed, sj.sweep(P, LRS, INITS, **SEG_KW))
