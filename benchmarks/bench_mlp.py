@@ -8,7 +8,7 @@ runs in sequence; vmapped batches of 4), a Python loop of jitted single runs, an
 (autograd double-backward HVPs, the public edge-of-stability code's style; 1 thread, its fastest setting
 on small tensors). Reports run-steps/s, compile time, achieved GFLOP/s against a matmul peak measured here.
 
-    python benchmarks/bench_mlp.py [--steps 1000] [--torch-steps 50]
+    python benchmarks/bench_mlp.py [--steps 1000] [--torch-steps 50] [--rounds 3] [--head-to-head-only]
 """
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--torch-steps", type=int, default=50, help="steps timed for one PyTorch run (per-step cost)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of sweep vs loop (best of each)")
+    ap.add_argument("--head-to-head-only", action="store_true",
+                    help="time only the default sweep against the loop (no other strategies, sharpness cost, PyTorch)")
     args = ap.parse_args(argv)
     x, y = digits()
     problem = DigitsMLP(jnp.asarray(x), jnp.asarray(y))
@@ -128,7 +130,11 @@ def main(argv=None) -> dict:
     out = {"workload": f"tanh MLP {n_params} params, n={N} digits, {N_LR} step sizes x {args.steps} steps, "
            f"sharpness every {EVERY} steps ({ORDER} HVPs)", "machine": machine()}  # fmt: skip
 
-    time_strategies(problem, lrs, theta, args.steps, record, (("auto", "auto"), ("vmap_all", None), ("map_sequential", 1), ("vmap_batches_of_4", 4)), out, args.rounds)
+    strategies = (("auto", "auto"), ("vmap_all", None), ("map_sequential", 1), ("vmap_batches_of_4", 4))
+    time_strategies(problem, lrs, theta, args.steps, record, strategies[: 1 if args.head_to_head_only else 4], out, args.rounds)
+    if args.head_to_head_only:
+        print(json.dumps(out, indent=2))
+        return out
     for k in [k for k in out if k.endswith("_run_steps_per_s") and k.startswith("sweep_")]:
         out[k.replace("_run_steps_per_s", "_gflops")] = out[k] * flops_per_run(args.steps, n_params) / args.steps / 1e9
 

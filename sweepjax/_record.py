@@ -33,7 +33,11 @@ class Record(eqx.Module):
     Args:
         every: record cadence k (``num_steps`` must be a multiple of it).
         sharpness: an eigensolver for λ_max(∇²f), ``None`` to skip it, or ``"auto"``: exact
-            ``DenseEigh`` for ≤ 16 parameters, else ``Lanczos(order=10)``, warm-started.
+            ``DenseEigh`` for ≤ 16 parameters, else ``Lanczos(order=10)``, warm-started. Cost: an
+            HVP is about two gradients, so ``Lanczos(order=m)`` every k steps costs ≈ 1 + 2m/k times
+            GD alone; each estimate starts from the previous top eigenvector, so a small order
+            (m = 3) tracks λ_max to ~1e-3 in stable runs once past the first records, but only to
+            ~10% at the edge of stability, where the top direction turns (benchmarks/README.md).
         observables: record the problem's observables too.
         sharpness_dtype: ``None`` (default) computes the Hessian-vector products and the eigensolver
             in the training dtype; ``jnp.float64`` computes them in float64 at the (float32)
