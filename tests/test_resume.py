@@ -133,26 +133,32 @@ def progress(done, total):
         time.sleep(600)  # wait here to be killed mid-sweep
 
 sj.sweep(p, np.geomspace(0.05, 1.5, 5), p.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5), num_steps=40,
-         record=sj.Record(every=10), chunk_size=4, out_dir=out, progress=progress)
+         record=sj.Record(every=10), out_dir=out, progress=progress, {kwargs})
 """
 
 
-def test_kill_dash_nine_and_resume(tmp_path, chunk_calls):
+def _kill_dash_nine_after_two_pieces(tmp_path, kwargs: str):
+    """Run DRILL in a subprocess, SIGKILL it once two pieces (chunks or segments) are saved; its out_dir."""
     script = tmp_path / "drill.py"
-    script.write_text(textwrap.dedent(DRILL))
+    script.write_text(textwrap.dedent(DRILL).replace("{kwargs}", kwargs))
     out, marker = tmp_path / "out", tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, str(script), str(out), str(marker)])
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert proc.poll() is None, f"drill exited early with code {proc.returncode}"
-            assert time.monotonic() < deadline, "drill did not reach chunk 2"
+            assert time.monotonic() < deadline, "drill did not save two pieces"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
+    return out
+
+
+def test_kill_dash_nine_and_resume(tmp_path, chunk_calls):
+    out = _kill_dash_nine_after_two_pieces(tmp_path, "chunk_size=4")
     assert sorted(p.name for p in out.glob("chunk_*.npz")) == ["chunk_00000.npz", "chunk_00001.npz"]
     (out / ".chunk_00002.npz.deadbeef.tmp").write_bytes(b"PK\x03\x04 half a chunk")  # as if killed mid-write
     resumed = sj.sweep(P, LRS, INITS, **KW, out_dir=out)
@@ -284,41 +290,8 @@ def test_bad_checkpoint_every_is_refused_before_compiling(kwargs, match, tmp_pat
     assert not chunk_calls and not (tmp_path / "x").exists()
 
 
-CARRY_DRILL = """
-import pathlib, time, sys
-import numpy as np
-import sweepjax as sj
-from sweepjax.problems import ProductLoss
-
-out, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-p = ProductLoss("sqrt")
-
-def progress(done, total):
-    if done == 2:
-        marker.write_text("2")
-        time.sleep(600)  # wait here to be killed mid-chunk
-
-sj.sweep(p, np.geomspace(0.05, 1.5, 5), p.init_grid(np.array([1.0, 4.0, 9.0]), x0=0.5), num_steps=40,
-         record=sj.Record(every=10), out_dir=out, checkpoint_every=10, progress=progress)
-"""
-
-
 def test_kill_dash_nine_mid_chunk_and_resume_from_the_carry(tmp_path, chunk_calls):
-    script = tmp_path / "drill.py"
-    script.write_text(textwrap.dedent(CARRY_DRILL))
-    out, marker = tmp_path / "out", tmp_path / "marker"
-    proc = subprocess.Popen([sys.executable, str(script), str(out), str(marker)])
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert proc.poll() is None, f"drill exited early with code {proc.returncode}"
-            assert time.monotonic() < deadline, "drill did not reach segment 2"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out = _kill_dash_nine_after_two_pieces(tmp_path, "checkpoint_every=10")
     assert sorted(p.name for p in out.glob("chunk_*")) == [
         "chunk_00000.carry.npz", "chunk_00000.part_00000.npz", "chunk_00000.part_00001.npz",
     ]  # fmt: skip
