@@ -1,4 +1,5 @@
-"""How a chunk of runs executes: the vmap width (strategy) and the devices its run axis is split over.
+"""How a chunk of runs executes: the vmap width (strategy), the chunk a memory budget allows, and the
+devices its run axis is split over.
 
 Measured on XLA:CPU (benchmarks/README.md): a wide vmap wins for tiny problems, vmapped batches of 8
 for elementwise-bound ones, and runs in sequence (width 1) for matmul-bound ones, where batching
@@ -7,12 +8,17 @@ turns matmuls into slower batched ``dot_general``s. On accelerators a wide vmap 
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 
+from ._validate import is_int
 from .problems._base import AbstractProblem, Params
 
 #: CPU thresholds on XLA's FLOP estimate of one loss-and-gradient evaluation
@@ -106,3 +112,58 @@ def default_memory_budget(fraction: float = 0.5) -> int | None:
         return int(fraction * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def run_footprint_bytes(
+    num_params: int, n_records: int, n_fields: int, solver, itemsize: int, opt_state_size: int
+) -> int:
+    """Estimated bytes one run adds to a chunk: its records and finals, its scan carry (params,
+    optimizer state, eigenvector), the step's temporaries (gradient, new params) and the
+    eigensolver's workspace (a Lanczos basis, a dense Hessian)."""
+    from ._curvature import DenseEigh, Lanczos, PowerIteration
+
+    n = num_params
+    workspace = 0
+    if isinstance(solver, Lanczos):
+        workspace = solver.order * n + 4 * n
+    elif isinstance(solver, DenseEigh):
+        workspace = n * n + 2 * n
+    elif isinstance(solver, PowerIteration):
+        workspace = 4 * n
+    words = (n_records + 1) * n_fields + 4 * n + opt_state_size + n + workspace
+    return itemsize * words + 16  # + status, step of divergence, indices
+
+
+def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch_size: int | None) -> int:
+    """The largest chunk (a multiple of batch_size, at most the grid) whose estimate fits the budget."""
+    if not is_int(budget) or budget < 1:
+        raise ValueError(f"memory_budget_bytes must be a positive int or None, got {budget!r}")
+    unit = 1 if batch_size is None else batch_size
+    fits = (int(budget) - fixed) // per_run // unit * unit
+    if fits < unit:
+        raise ValueError(
+            f"memory_budget_bytes={budget} is too small: the grid's inputs take ~{fixed} bytes and "
+            f"{'a batch of ' + str(unit) + ' runs' if unit > 1 else 'one run'} ~{unit * per_run} more"
+        )
+    return min(fits, -(-n_runs // unit) * unit)
+
+
+def chunk_for_memory(
+    budget: int, problem: AbstractProblem, one_init: Params, trajectory, optimizer, dtype, n_runs: int, n_init: int,
+    batch_size: int | None,
+) -> int:  # fmt: skip
+    """The largest chunk (a multiple of ``batch_size``) whose estimated footprint fits ``budget`` bytes:
+    per run, its records and finals, scan carry, step temporaries and eigensolver workspace; fixed,
+    the grid's inputs."""
+    num_params = ravel_pytree(one_init)[0].size
+    itemsize = np.dtype(dtype).itemsize
+    n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * trajectory.observables
+    n_fields += 0 if trajectory.solver is None else 2
+    opt = 0
+    if optimizer is not None:  # the optimizer state's size, traced abstractly
+        lr0 = jnp.asarray(1.0, dtype)
+        tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(lr0)
+        opt = sum(math.prod(x.shape) for x in jax.tree.leaves(jax.eval_shape(tx.init, one_init)))
+    per_run = run_footprint_bytes(num_params, trajectory.num_records, n_fields, trajectory.solver, itemsize, opt)
+    fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
+    return chunk_for_memory_budget(budget, per_run, fixed, n_runs, batch_size)

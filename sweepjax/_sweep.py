@@ -11,17 +11,24 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 from jaxtyping import ArrayLike, Float, Int, PyTree
 
+from ._execution import (
+    choose_batch_size,
+    chunk_for_memory,
+    default_memory_budget,
+    place,
+    run_mesh,
+    split_runs,
+    to_host,
+)  # fmt: skip
 from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
-from ._execution import choose_batch_size, default_memory_budget, place, run_mesh, split_runs, to_host
 from ._trajectory import Optimizer, RunState, Trajectory
-from ._validate import check_checkpoint_every, check_problem, check_sweep_args, chunk_for_memory_budget, run_footprint_bytes
+from ._validate import check_checkpoint_every, check_problem, check_sweep_args
 from .problems._base import AbstractProblem, describe
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
@@ -218,19 +225,8 @@ def _sweep(
     if memory_budget_bytes is None:
         memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
-        itemsize = np.dtype(dtype).itemsize
-        n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * record.observables
-        n_fields += 0 if trajectory.solver is None else 2
-        opt = 0
-        if optimizer is not None:  # the optimizer state's size, traced abstractly
-            lr0 = jnp.asarray(1.0, dtype)
-            tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(lr0)
-            opt = sum(math.prod(x.shape) for x in jax.tree.leaves(jax.eval_shape(tx.init, one_init)))
-        per_run = run_footprint_bytes(
-            num_params, num_steps // record.every + 1, n_fields, trajectory.solver, itemsize, opt
-        )
-        fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
-        chunk = min(chunk, chunk_for_memory_budget(memory_budget_bytes, per_run, fixed, n_runs, None if auto else batch_size))
+        batch = None if auto else batch_size
+        chunk = min(chunk, chunk_for_memory(memory_budget_bytes, problem, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch))
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
     chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device

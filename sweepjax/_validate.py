@@ -171,40 +171,6 @@ def check_problem(problem: AbstractProblem, one_init) -> None:
             raise ValueError(f"observable name {name!r} clashes with a built-in record")
 
 
-def run_footprint_bytes(
-    num_params: int, n_records: int, n_fields: int, solver, itemsize: int, opt_state_size: int
-) -> int:
-    """Estimated bytes one run adds to a chunk: its records and finals, its scan carry (params,
-    optimizer state, eigenvector), the step's temporaries (gradient, new params) and the
-    eigensolver's workspace (a Lanczos basis, a dense Hessian)."""
-    from ._curvature import DenseEigh, Lanczos, PowerIteration
-
-    n = num_params
-    workspace = 0
-    if isinstance(solver, Lanczos):
-        workspace = solver.order * n + 4 * n
-    elif isinstance(solver, DenseEigh):
-        workspace = n * n + 2 * n
-    elif isinstance(solver, PowerIteration):
-        workspace = 4 * n
-    words = (n_records + 1) * n_fields + 4 * n + opt_state_size + n + workspace
-    return itemsize * words + 16  # + status, step of divergence, indices
-
-
-def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch_size: int | None) -> int:
-    """The largest chunk (a multiple of batch_size, at most the grid) whose estimate fits the budget."""
-    if not is_int(budget) or budget < 1:
-        raise ValueError(f"memory_budget_bytes must be a positive int or None, got {budget!r}")
-    unit = 1 if batch_size is None else batch_size
-    fits = (int(budget) - fixed) // per_run // unit * unit
-    if fits < unit:
-        raise ValueError(
-            f"memory_budget_bytes={budget} is too small: the grid's inputs take ~{fixed} bytes and "
-            f"{'a batch of ' + str(unit) + ' runs' if unit > 1 else 'one run'} ~{unit * per_run} more"
-        )
-    return min(fits, -(-n_runs // unit) * unit)
-
-
 def check_checkpoint_every(checkpoint_every, every: int, out_dir) -> None:
     """``checkpoint_every``: None, or a positive multiple of ``record.every`` given with ``out_dir``."""
     if checkpoint_every is None:
