@@ -230,7 +230,13 @@ def sharpness(
 ) -> Eig:
     """λ_max(∇²f(θ)) for one parameter point (a convenience around ``solver(hessian_matvec(...))``)."""
     solver = Lanczos() if solver is None else solver
+    if not isinstance(solver, AbstractEigensolver):
+        raise TypeError(f"solver must be an eigensolver (PowerIteration, Lanczos, DenseEigh) or None, got {solver!r}")
+    if not callable(f):
+        raise TypeError(f"f must be a function of the parameters returning a scalar, got {type(f).__name__}")
     matvec, n = hessian_matvec(f, params)
     if v0 is None:
         v0 = generic_vector(n, ravel_pytree(params)[0].dtype)
+    elif jnp.shape(v0) != (n,):
+        raise ValueError(f"v0 must be a flat vector of shape ({n},) (the number of parameters), got {jnp.shape(v0)}")
     return solver(matvec, v0)

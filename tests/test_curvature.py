@@ -401,3 +401,17 @@ def test_warm_started_low_order_lanczos_tracks_the_sharpness_along_a_sweep():
     assert np.all(rel > -1e-4)  # a Ritz value never exceeds λ_max (up to rounding)
     assert np.max(rel[:3, :, 5:]) < 1e-3  # stable runs, once the warm start has settled
     assert np.median(rel) < 1e-4 and np.max(rel[3, :, 5:]) < 0.25  # at EoS the top direction turns: ~10%
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(solver="lanczos"), TypeError, "solver must be an eigensolver"),
+        (dict(f=3.0), TypeError, "f must be a function"),
+        (dict(v0=jnp.ones(3)), ValueError, r"v0 must be a flat vector of shape \(2,\)"),
+    ],
+)
+def test_sharpness_bad_input_names_the_argument(kwargs, error, match):
+    args = {"f": lambda th: th[0] ** 2 + 3 * th[1] ** 2, "params": jnp.ones(2), **kwargs}
+    with pytest.raises(error, match=match):
+        sharpness(**args)
