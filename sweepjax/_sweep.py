@@ -55,12 +55,12 @@ def _run_chunk(
     """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over vmapped
     batches of ``batch_size``; with a mesh, each device runs its slice of the chunk.
 
-    The whole trajectory by default; else one segment of ``n_records`` records (steps before T) from
-    step ``t_start``, starting from the carried ``state`` (None: the inits); ``finish`` adds the
-    record at T and returns the final metrics, else the segment returns its carry.
+    The whole trajectory by default; else one segment of ``n_records`` records from step ``t_start``,
+    starting from the carried ``state`` (None: the inits); the last segment (``finish``, its last
+    record at T) returns the final metrics, the others their carry.
     """
     arrays, static = eqx.partition(problem, eqx.is_array)
-    n_records = trajectory.num_records - 1 if n_records is None else n_records
+    n_records = trajectory.num_records if n_records is None else n_records
 
     def local(arrays, lrs, inits, budgets, threshold, t_start, lr_idx, init_idx, state=None):
         problem = eqx.combine(arrays, static)
@@ -72,11 +72,10 @@ def _run_chunk(
             lr, budget = lrs[i, j], budgets[i, j]
             if st is None:
                 st = trajectory.start(problem, lr, jax.tree.map(lambda a: a[j], inits))
-            records, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records)
+            records, last, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records)
             if not finish:
                 return records, st
-            last, final, st = trajectory.finish(problem, budget, threshold, st)
-            records = {n: jnp.concatenate([v, last[n][None]]) for n, v in records.items()}
+            final, st = trajectory.finish(budget, last, st)
             return records, (final, st.params, st.alive, st.diverged_at)
 
         xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, init_idx, state))
@@ -258,9 +257,9 @@ def _sweep(
         )  # fmt: skip
         store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
 
-    n_records = trajectory.num_records - 1  # those before T; the last call adds the record at T
+    n_records = trajectory.num_records
     seg = n_records if checkpoint_every is None else checkpoint_every // record.every  # records per segment
-    starts = range(0, n_records, seg) if n_records else range(1)  # each segment's first record
+    starts = range(0, n_records, seg)  # each segment's first record
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
         one = jax.tree.map(lambda a: a[:1], inits_dev)

@@ -136,12 +136,13 @@ class Trajectory(eqx.Module):
         state: RunState,
         t_start: Int[Array, ""],
         n_records: int,
-    ) -> tuple[dict[str, Array], RunState]:
-        """Record at t = t_start, t_start + k, … (n_records times, all before T), taking k steps after
-        each; returns records (n_record, b) (time-major) and the carried states.
+    ) -> tuple[dict[str, Array], dict[str, Array], RunState]:
+        """Record at t = t_start, t_start + k, … (n_records times), taking k steps after each record
+        before T. Returns the records (n_record, b) (time-major, NaN past each run's budget), the
+        unmasked measurement at the last of them (b,) and the carried states.
 
-        A whole trajectory is one segment from t = 0 with T/k records, then ``finish`` (the record at
-        T); consecutive segments compute the same steps, so the carry can be saved in between.
+        A whole trajectory is one segment from t = 0 with T/k + 1 records; consecutive segments
+        compute the same steps in the same loop body, so the carry can be saved in between.
         """
         k = self.every
         measure = jax.vmap(lambda s: self.measure(problem, threshold, s))
@@ -154,26 +155,28 @@ class Trajectory(eqx.Module):
 
         def outer(state, t0):
             rec, state = measure(state)
-            return advance(state, t0), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
+            # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
+            return jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0), rec
 
-        state, records = jax.lax.scan(outer, state, t_start + k * jnp.arange(n_records))
-        return records, state
+        t0s = t_start + k * jnp.arange(n_records)
+        state, raw = jax.lax.scan(outer, state, t0s)
+        records = {n: jnp.where(t0s[:, None] <= budgets, v, jnp.nan) for n, v in raw.items()}
+        return records, {n: v[-1] for n, v in raw.items()}, state
 
     def finish(
-        self, problem: AbstractProblem, budgets: Int[Array, " b"], threshold: Float[Array, ""], state: RunState
-    ) -> tuple[dict[str, Array], dict[str, Array], RunState]:
-        """The record at t = T and the final metrics (b,), one measurement at each run's final
-        parameters (frozen past its budget); a run whose last point is bad diverged at its last step."""
-        final, state = jax.vmap(lambda s: self.measure(problem, threshold, s))(state)
-        last = {n: jnp.where(self.num_steps <= budgets, v, jnp.nan) for n, v in final.items()}
+        self, budgets: Int[Array, " b"], last: dict[str, Array], state: RunState
+    ) -> tuple[dict[str, Array], RunState]:
+        """The final metrics (b,): the measurement at t = T, at each run's final parameters (frozen past
+        its budget; measured inside the loop body, so its bits do not depend on how runs are batched).
+        A run whose last point is bad diverged at its last step."""
         end = jnp.minimum(budgets, self.num_steps)
-        final_bad = state.alive & jnp.isnan(final["loss"])
+        final_bad = state.alive & jnp.isnan(last["loss"])
         state = eqx.tree_at(
             lambda s: (s.alive, s.diverged_at),
             state,
             (state.alive & ~final_bad, jnp.where(final_bad, end, state.diverged_at).astype(jnp.int32)),
         )
-        return last, final, state
+        return last, state
 
     @property
     def num_records(self) -> int:
@@ -194,6 +197,6 @@ class Trajectory(eqx.Module):
         The step and the measurement are written for one run and vmapped over the batch.
         """
         state = self.start(problem, lrs, params)
-        records, state = self.segment(problem, lrs, budgets, threshold, state, jnp.array(0), self.num_records - 1)
-        last, final, state = self.finish(problem, budgets, threshold, state)
-        return {n: jnp.concatenate([v, last[n][None]]) for n, v in records.items()}, final, state
+        records, last, state = self.segment(problem, lrs, budgets, threshold, state, jnp.array(0), self.num_records)
+        final, state = self.finish(budgets, last, state)
+        return records, final, state

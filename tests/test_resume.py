@@ -201,7 +201,7 @@ def test_checkpointed_sweep_is_bitwise_equal_and_leaves_only_the_chunk(tmp_path,
     assert ref.diverged[-1].all() and not ref.diverged[:-1].any()  # η = 0.6 > 2/4: divergence is carried too
     n = len(chunk_calls)
     seg = sj.sweep(prob, lrs, inits, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
-    assert len(chunk_calls) - n == 2  # records {0, 10}, then {20, 30} and the last, at 40
+    assert len(chunk_calls) - n == 3  # records {0, 10}, {20, 30}, {40}: one call per segment
     assert_bitwise_equal(seg, ref)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk_00000.npz", "manifest.json"]
 
@@ -224,7 +224,7 @@ def test_checkpoints_carry_optimizer_state_budgets_and_warm_starts(tmp_path):
 def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
     ref = sj.sweep(P, LRS, INITS, **SEG_KW)
     sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
-    assert len(chunk_calls) == 1 + 4
+    assert len(chunk_calls) == 1 + 5
     # as if killed after segment 2 (records at 0, 10, 20): recreate that state from a fresh run
     (tmp_path / "chunk_00000.npz").unlink()
     kill_after = {"segment": 2}
@@ -242,7 +242,7 @@ def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
     assert names == ["chunk_00000.carry.npz"] + [f"chunk_00000.part_{s:05d}.npz" for s in range(3)]
     n = len(chunk_calls)
     resumed = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
-    assert len(chunk_calls) - n == 1  # segment 3 (records at 30 and 40) only
+    assert len(chunk_calls) - n == 2  # segments 3 and 4 only
     assert_bitwise_equal(resumed, ref)
     assert sorted(p.name for p in tmp_path.glob("chunk_*")) == ["chunk_00000.npz"]
 
@@ -261,7 +261,7 @@ def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_pat
         sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=stop_at(2))
     n = len(chunk_calls)
     other = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
-    assert len(chunk_calls) - n == 2  # from the chunk's start, in segments of 2 records
+    assert len(chunk_calls) - n == 3  # from the chunk's start, in 3 segments of 2, 2 and 1 records
     assert_bitwise_equal(other, ref)
     (tmp_path / "chunk_00000.npz").unlink()
     with pytest.raises(KeyboardInterrupt):
@@ -269,7 +269,7 @@ def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_pat
     (tmp_path / "chunk_00000.part_00001.npz").write_bytes(b"PK\x03\x04 garbage")
     n = len(chunk_calls)
     again = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
-    assert len(chunk_calls) - n == 4
+    assert len(chunk_calls) - n == 5
     assert_bitwise_equal(again, ref)
 
 
@@ -296,5 +296,5 @@ def test_kill_dash_nine_mid_chunk_and_resume_from_the_carry(tmp_path, chunk_call
         "chunk_00000.carry.npz", "chunk_00000.part_00000.npz", "chunk_00000.part_00001.npz",
     ]  # fmt: skip
     resumed = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=out, checkpoint_every=10)
-    assert len(chunk_calls) == 2  # segments 2 and 3
+    assert len(chunk_calls) == 3  # segments 2, 3 and 4
     assert_bitwise_equal(resumed, sj.sweep(P, LRS, INITS, **SEG_KW))
