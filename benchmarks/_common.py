@@ -11,6 +11,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -68,16 +69,29 @@ def sweep_call(problem, lrs, inits, steps: int, record, batch_size) -> Callable[
     return lambda: sj.sweep(problem, lrs, inits, num_steps=steps, record=record, batch_size=batch_size).final["loss"]
 
 
+def one_run_program(problem, one_init, steps: int, record):
+    """The library's one-run program (the sweep's own ``Trajectory``, in the same parameter layout as
+    the sweep picks for this problem), jitted: ``(lr, init) -> (records, final)`` for one run."""
+    from sweepjax._execution import coordinates, flat_scalars
+    from sweepjax._trajectory import Trajectory
+
+    trajectory = Trajectory(optimizer=None, solver=record.solver(ravel_pytree(one_init)[0].size), observables=record.observables,
+                            every=record.every, num_steps=steps)  # fmt: skip
+    budget, thr = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
+    coords = flat_scalars(problem, one_init)
+    run_problem = problem if coords is None else coords
+    one = jax.jit(lambda lr, th: trajectory(run_problem, lr[None], th, budget, thr)[:2])
+    as_batch = (lambda th: jax.tree.map(lambda a: a[None], th)) if coords is None else (
+        lambda th: tuple(jnp.asarray(c) for c in coordinates(jax.tree.map(lambda a: np.asarray(a)[None], th))))
+    return lambda lr, th: one(jnp.float32(lr), as_batch(th))
+
+
 def jit_loop_call(problem, lrs, inits, steps: int, record) -> Callable[[], object]:
     """A Python loop of the library's one-run program, jitted once, one call per step size; each call
     returns its records and final metrics, the same outputs the sweep produces."""
-    from sweepjax._trajectory import Trajectory
-
-    trajectory = Trajectory(optimizer=None, solver=record.sharpness, observables=record.observables,
-                            every=record.every, num_steps=steps)  # fmt: skip
-    budget, thr = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
-    one = jax.jit(lambda lr, th: trajectory(problem, lr[None], th, budget, thr)[:2])
-    return lambda: [one(jnp.float32(lr), inits) for lr in lrs]
+    one_init = jax.tree.map(lambda a: a[0], inits)
+    run = one_run_program(problem, one_init, steps, record)
+    return lambda: [run(lr, one_init) for lr in lrs]
 
 
 def time_strategies(problem, lrs, inits, steps: int, record, strategies, out: dict, rounds: int = 3) -> None:

@@ -4,24 +4,33 @@ Compares, in one process and on the same workload:
   * ``sweepjax.sweep`` (one compiled program over the grid),
   * a Python loop of jitted single runs (the library's one-run program, one call per run),
   * a hand-vectorized NumPy implementation over all runs at once.
-Reports steady-state run-steps/s (compile timed separately) and the ratios.
+Reports steady-state run-steps/s (compile timed separately; the sweep, the loop and NumPy timed head to
+head in interleaved rounds, best of each) and the ratios.
 
-    python benchmarks/bench_product.py [--runs 4096] [--steps 2000] [--loop-runs 256]
+    python benchmarks/bench_product.py [--runs 4096] [--steps 2000] [--loop-runs 256] [--host-devices N]
+
+``--host-devices N`` splits the CPU into N XLA devices (``XLA_FLAGS=--xla_force_host_platform_device_count``,
+set before JAX starts) so the sweep spreads its runs over N cores; the loop of single runs and NumPy
+still use one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+if __name__ == "__main__" and "--host-devices" in sys.argv:  # must precede the first import of jax
+    _n = sys.argv[sys.argv.index("--host-devices") + 1]
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}".strip()
 
-import sweepjax as sj
-from sweepjax._trajectory import Trajectory
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import sweepjax as sj  # noqa: E402
+from _common import head_to_head, machine, one_run_program  # noqa: E402
 
 
 def workload(n_runs: int):
@@ -32,29 +41,19 @@ def workload(n_runs: int):
     return p, lrs, inits
 
 
-def bench_sweep(p, lrs, inits, steps):
-    rec = sj.Record(every=1, sharpness=sj.DenseEigh(), observables=False)
-    t0 = time.perf_counter()
-    sj.sweep(p, lrs, inits, num_steps=steps, record=rec)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = sj.sweep(p, lrs * 1.0001, inits, num_steps=steps, record=rec)
-    steady = time.perf_counter() - t0
-    return steady, first - steady, res
+RECORD = sj.Record(every=1, sharpness=sj.DenseEigh(), observables=False)
 
 
-def bench_jit_loop(p, lrs, inits, steps, n_loop):
-    """What the sweep replaces: the library's single-run program, jitted, called once per (η, θ₀)."""
-    trajectory = Trajectory(optimizer=None, solver=sj.DenseEigh(), observables=False, every=1, num_steps=steps)
-    budget, threshold = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
-    run = jax.jit(lambda lr, th: trajectory(p, lr[None], th[None], budget, threshold)[0])
-    pairs = [(jnp.float32(lr), jnp.asarray(th)) for lr in lrs for th in inits][:n_loop]
-    jax.block_until_ready(run(*pairs[0]))
-    t0 = time.perf_counter()
-    for lr, th in pairs:
-        out = run(lr, th)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t0) / len(pairs)
+def sweep_call(p, lrs, inits, steps):
+    return lambda: sj.sweep(p, lrs, inits, num_steps=steps, record=RECORD)
+
+
+def jit_loop_call(p, lrs, inits, steps, n_loop):
+    """What the sweep replaces: the library's single-run program, jitted, called once per (η, θ₀)
+    (the first ``n_loop`` pairs; the per-run cost is the same for every pair)."""
+    run = one_run_program(p, inits[0], steps, RECORD)
+    pairs = [(lr, th) for lr in lrs for th in inits][:n_loop]
+    return lambda: [run(lr, th) for lr, th in pairs]
 
 
 def bench_torch(lr, theta, steps):
@@ -80,7 +79,6 @@ def bench_numpy(lrs, inits, steps):
     y = np.tile(inits[:, 1], lrs.size).astype(np.float32)
     loss = np.empty((steps, x.size), np.float32)
     sharp = np.empty((steps, x.size), np.float32)
-    t0 = time.perf_counter()
     for t in range(steps):
         s = x * y
         q = 1 + s * s
@@ -91,7 +89,7 @@ def bench_numpy(lrs, inits, steps):
         sharp[t] = 0.5 * (a + c) + np.sqrt(0.25 * (a - c) ** 2 + b * b)
         loss[t] = r
         x, y = x - lr * d1 * y, y - lr * d1 * x
-    return time.perf_counter() - t0, sharp
+    return sharp
 
 
 def main(argv=None) -> dict:
@@ -99,14 +97,25 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", type=int, default=4096)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--loop-runs", type=int, default=256, help="runs timed for the jitted loop (per-run cost)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of sweep, loop and NumPy (best of each)")
+    ap.add_argument("--host-devices", type=int, default=1, help="XLA CPU devices (set before JAX starts; script only)")
     args = ap.parse_args(argv)
     p, lrs, inits = workload(args.runs)
     n = lrs.size * inits.shape[0]
     work = n * args.steps
 
-    t_sweep, t_compile, res = bench_sweep(p, lrs, inits, args.steps)
-    t_loop = bench_jit_loop(p, lrs, inits, args.steps, args.loop_runs) * n
-    t_np, sharp_np = bench_numpy(lrs, inits, args.steps)
+    sweep = sweep_call(p, lrs, inits, args.steps)
+    t0 = time.perf_counter()
+    res = sweep()
+    first = time.perf_counter() - t0
+    n_loop = min(args.loop_runs, n)
+    best = head_to_head(
+        {"sweep": sweep, "loop": jit_loop_call(p, lrs, inits, args.steps, n_loop),
+         "numpy": lambda: bench_numpy(lrs, inits, args.steps)},
+        args.rounds,
+    )  # fmt: skip
+    t_sweep, t_loop, t_np = best["sweep"], best["loop"] * n / n_loop, best["numpy"]
+    sharp_np = bench_numpy(lrs, inits, args.steps)
     try:
         torch_steps = 200
         torch_rate = torch_steps / bench_torch(lrs[0], inits[0], torch_steps)
@@ -117,9 +126,11 @@ def main(argv=None) -> dict:
     agree = np.nanmax(np.abs(res.records["sharpness"][..., k].reshape(-1) - sharp_np[k]) / (1 + np.abs(sharp_np[k])))
     out = {
         "workload": f"l(xy) sqrt loss, {n} runs x {args.steps} steps, loss + exact sharpness every step",
-        "machine": f"{platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s)",
+        "machine": machine(),
+        "devices": jax.device_count(),
         "sweep_run_steps_per_s": work / t_sweep,
-        "sweep_compile_s": t_compile,
+        "sweep_compile_s": max(first - t_sweep, 0.0),
+        "params_layout": res.metadata["params_layout"],
         "jit_loop_run_steps_per_s": work / t_loop,
         "numpy_run_steps_per_s": work / t_np,
         "sweep_vs_loop": t_loop / t_sweep,

@@ -1,5 +1,5 @@
-"""How a chunk of runs executes: the vmap width (strategy), the chunk a memory budget allows, and the
-devices its run axis is split over.
+"""How a chunk of runs executes: the vmap width (strategy), the parameters' layout, the chunk a memory
+budget allows, and the devices its run axis is split over.
 
 Measured on XLA:CPU (benchmarks/README.md): a wide vmap wins for tiny problems, vmapped batches of 8
 for elementwise-bound ones, and runs in sequence (width 1) for matmul-bound ones, where batching
@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import os
 
+from typing import Any
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +28,8 @@ from .problems._base import AbstractProblem, Params
 TINY_FLOPS, MATMUL_FLOPS = 1e4, 1e7
 #: vmap widths: tiny problems on CPU, elementwise-bound problems on CPU, any problem on accelerators
 WIDE_CPU, MID_CPU, WIDE_ACCELERATOR = 4096, 8, 16384
+#: tiny problems with at most this many parameters run over their coordinates as separate scalars
+FLAT_SCALARS_MAX = 8
 RUNS = "runs"
 
 
@@ -33,7 +38,27 @@ def _pow2_at_least(n: int) -> int:
 
 
 def gradient_flops(problem: AbstractProblem, one_init: Params) -> float:
-    """XLA's FLOP estimate for one ∇f(θ) (lowered, not compiled); inf if the backend gives none."""
+    """XLA's FLOP estimate for one ∇f(θ) (lowered, not compiled); inf if the backend gives none.
+
+    It depends only on the problem's structure and shapes, so it is computed once per (structure,
+    shapes): lowering costs ~20 ms, a fifth of a small sweep."""
+    leaves, structure = jax.tree.flatten((problem, one_init))
+    try:
+        key = (structure, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
+        hash(key)
+    except TypeError:  # a static field that cannot be hashed: no caching
+        return _lowered_flops(problem, one_init)
+    if key not in _FLOPS:
+        if len(_FLOPS) >= 256:
+            _FLOPS.clear()
+        _FLOPS[key] = _lowered_flops(problem, one_init)
+    return _FLOPS[key]
+
+
+_FLOPS: dict = {}  # memo of gradient_flops: (structure, leaf shapes and dtypes) -> FLOPs
+
+
+def _lowered_flops(problem: AbstractProblem, one_init: Params) -> float:
     cost = jax.jit(jax.value_and_grad(problem.loss)).lower(one_init).cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
         cost = cost[0] if cost else None
@@ -53,6 +78,53 @@ def choose_batch_size(problem: AbstractProblem, one_init: Params, n_runs: int, b
     if flops < MATMUL_FLOPS:
         return min(grid, MID_CPU)
     return 1
+
+
+class FlatScalars(AbstractProblem):
+    """A tiny problem seen through its flat coordinates θ = (θ₁, …, θₙ), one scalar leaf each.
+
+    Vmapped over runs, each coordinate is then one contiguous array, and XLA:CPU emits no pads and
+    concatenates to interleave the (x, y) pairs of a 2-parameter problem: ~20% faster on benchmark
+    (a), with the same arithmetic (the sweep's bits do not change).
+    """
+
+    inner: AbstractProblem
+    structure: Any = eqx.field(static=True)  # the treedef of one parameter point
+    shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+
+    def params(self, coords: tuple) -> Params:
+        """The inner problem's parameter point from its coordinates (θ₁, …, θₙ)."""
+        flat = jnp.stack(coords)
+        cuts = np.cumsum([math.prod(s) for s in self.shapes])[:-1]
+        leaves = [a.reshape(s) for a, s in zip(jnp.split(flat, cuts), self.shapes)]
+        return jax.tree.unflatten(self.structure, leaves)
+
+    def loss(self, coords):
+        return self.inner.loss(self.params(coords))
+
+    def observables(self, coords):
+        return self.inner.observables(self.params(coords))
+
+    def step_scale(self):
+        scale = self.inner.step_scale()
+        return None if scale is None else tuple(ravel_pytree(scale)[0])
+
+
+def flat_scalars(problem: AbstractProblem, one_init: Params) -> FlatScalars | None:
+    """The coordinate view of a tiny problem (≤ FLAT_SCALARS_MAX parameters, a gradient under
+    TINY_FLOPS), else None. Decided by the problem alone, never by the strategy or the chunk."""
+    n = ravel_pytree(one_init)[0].size
+    if n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
+        return None
+    leaves, structure = jax.tree.flatten(one_init)
+    return FlatScalars(problem, structure, tuple(tuple(np.shape(a)) for a in leaves))
+
+
+def coordinates(inits: Params) -> tuple:
+    """A stack of parameter points (leading axis = points) as its n coordinate columns."""
+    leaves = jax.tree.leaves(inits)
+    flat = np.concatenate([np.reshape(a, (np.shape(a)[0], -1)) for a in leaves], axis=1)
+    return tuple(flat[:, i] for i in range(flat.shape[1]))
 
 
 def run_mesh() -> Mesh | None:

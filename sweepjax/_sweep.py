@@ -16,9 +16,12 @@ from jax.sharding import Mesh
 from jaxtyping import ArrayLike, Float, Int, PyTree
 
 from ._execution import (
+    FlatScalars,
     choose_batch_size,
     chunk_for_memory,
+    coordinates,
     default_memory_budget,
+    flat_scalars,
     place,
     run_mesh,
     split_runs,
@@ -76,7 +79,8 @@ def _run_chunk(
             if not finish:
                 return records, st
             final, st = trajectory.finish(budget, last, st)
-            return records, (final, st.params, st.alive, st.diverged_at)
+            params = jax.vmap(problem.params)(st.params) if isinstance(problem, FlatScalars) else st.params
+            return records, (final, params, st.alive, st.diverged_at)
 
         xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, init_idx, state))
         if c // b == 1:
@@ -257,13 +261,17 @@ def _sweep(
         )  # fmt: skip
         store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
 
+    # tiny problems run over their coordinates as separate scalars (same bits, fewer kernels)
+    coords = flat_scalars(problem, one_init)
+    run_problem, run_inits = (problem, inits_dev) if coords is None else (coords, place(coordinates(inits_np), mesh))
+
     n_records = trajectory.num_records
     seg = n_records if checkpoint_every is None else checkpoint_every // record.every  # records per segment
     starts = range(0, n_records, seg)  # each segment's first record
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
-        one = jax.tree.map(lambda a: a[:1], inits_dev)
-        state_def = jax.tree.structure(jax.eval_shape(trajectory.start, problem, lrs_dev[0, :1], one))
+        one = jax.tree.map(lambda a: a[:1], run_inits)
+        state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], one))
     report = _progress(progress, n_chunks * len(starts))
     pieces = []
     for c in range(n_chunks):
@@ -281,7 +289,7 @@ def _sweep(
                     continue
                 last = s == len(starts) - 1
                 records, rest = _run_chunk(
-                    trajectory, problem, lrs_dev, inits_dev, budgets_dev, lr_idx, init_idx, threshold,
+                    trajectory, run_problem, lrs_dev, run_inits, budgets_dev, lr_idx, init_idx, threshold,
                     batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
                 )  # fmt: skip
                 parts.append(to_host(records))
@@ -317,6 +325,7 @@ def _sweep(
         metadata={
             **_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
             "devices": n_dev,
+            "params_layout": "pytree" if coords is None else "flat scalars",
             "processes": jax.process_count(),
             "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
         },

@@ -1,5 +1,7 @@
 """Bad input at every public entry point gives one clear error (beyond those in test_sweep.py)."""
 
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,12 @@ def _files(d):
     (d / "empty.npz").write_bytes(b"")
     (d / "trunc.npz").write_bytes(raw[: len(raw) // 2])
     flipped = bytearray(raw)
-    flipped[len(raw) // 2] ^= 0xFF
+    with zipfile.ZipFile(d / "good.npz") as z:  # a byte in the middle of the biggest member's data
+        member = max(z.infolist(), key=lambda i: i.compress_size)
+    name_and_extra = int.from_bytes(raw[member.header_offset + 26 : member.header_offset + 28], "little") + int.from_bytes(
+        raw[member.header_offset + 28 : member.header_offset + 30], "little"
+    )
+    flipped[member.header_offset + 30 + name_and_extra + member.compress_size // 2] ^= 0xFF
     (d / "flip.npz").write_bytes(bytes(flipped))
     np.savez(d / "foreign.npz", a=np.ones(3))
     _rewrite(d / "good.npz", d / "newer.npz", __sweepjax_format__=np.array("sweepjax.SweepResult/99"))

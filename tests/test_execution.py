@@ -1,0 +1,92 @@
+"""How a chunk executes: the coordinate layout of tiny problems and the cached FLOP estimate."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sweepjax as sj
+from sweepjax import _execution
+from sweepjax._execution import FlatScalars, coordinates, flat_scalars, gradient_flops
+from sweepjax.problems import Objective, ProductLoss
+
+
+def _tree_loss(params):
+    w, b = params["w"], params["b"]
+    return jnp.log1p(jnp.exp(-(w[0] * w[1] + b))) + 0.1 * (w @ w) + b**4
+
+
+def _tree_obs(params):
+    return {"b": params["b"], "w_norm": jnp.linalg.norm(params["w"])}
+
+
+TREE_INITS = {"w": np.array([[1.0, -0.5], [0.3, 0.8], [-1.2, 0.1]], np.float32), "b": np.array([0.2, -0.4, 1.0], np.float32)}
+
+
+def test_flat_scalars_only_for_tiny_problems():
+    product = ProductLoss("sqrt")
+    assert isinstance(flat_scalars(product, jnp.ones(2)), FlatScalars)
+    quadratic = Objective(lambda th: 0.5 * th @ th)
+    assert flat_scalars(quadratic, jnp.ones(_execution.FLAT_SCALARS_MAX)) is not None
+    assert flat_scalars(quadratic, jnp.ones(_execution.FLAT_SCALARS_MAX + 1)) is None  # too many parameters
+    x = jnp.ones((400, 100))
+    data_heavy = Objective(lambda th: jnp.mean((x @ jnp.full(100, th[0]) - th[1]) ** 2))
+    assert flat_scalars(data_heavy, jnp.ones(2)) is None  # tiny in parameters, not in FLOPs
+
+
+def test_coordinates_round_trip_a_pytree():
+    one = jax.tree.map(lambda a: jnp.asarray(a[0]), TREE_INITS)
+    view = flat_scalars(Objective(_tree_loss), one)
+    cols = coordinates(TREE_INITS)
+    assert len(cols) == 3 and all(c.shape == (3,) for c in cols)
+    back = jax.vmap(view.params)(tuple(jnp.asarray(c) for c in cols))
+    jax.tree.map(np.testing.assert_array_equal, back, TREE_INITS)
+    assert float(view.loss(tuple(c[0] for c in cols))) == pytest.approx(float(_tree_loss(one)))
+
+
+CASES = {
+    "product, dense": (ProductLoss("sqrt"), ProductLoss.init_grid([1.0, 6.0, 12.0]), sj.Record(every=1), None),
+    "product, power iteration, momentum": (
+        ProductLoss("rsym"), ProductLoss.init_grid([2.0, 9.0]),
+        sj.Record(every=5, sharpness=sj.PowerIteration(num_iters=4)), lambda lr: optax.sgd(lr, momentum=0.9),
+    ),
+    "ahn mean model, step scale": (
+        sj.problems.AhnMeanModel(20.0), jnp.array([[0.1, 0.05], [0.4, -0.2]]), sj.Record(every=2), None,
+    ),
+    "pytree objective, lanczos": (
+        Objective(_tree_loss, observables={"b": lambda p: p["b"]}), TREE_INITS,
+        sj.Record(every=3, sharpness=sj.Lanczos(order=3)), None,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_flat_scalar_layout_gives_the_same_bits(case, monkeypatch):
+    problem, inits, record, optimizer = CASES[case]
+    lrs = [0.05, 0.3, 1.9]
+    run = lambda: sj.sweep(problem, lrs, inits, num_steps=30, record=record, optimizer=optimizer)  # noqa: E731
+    flat = run()
+    monkeypatch.setattr(_execution, "FLAT_SCALARS_MAX", 0)  # the same sweep in the pytree layout
+    tree = run()
+    assert (flat.metadata["params_layout"], tree.metadata["params_layout"]) == ("flat scalars", "pytree")
+    for name in tree.records:
+        np.testing.assert_array_equal(flat.records[name], tree.records[name], err_msg=name)
+    for name in tree.final:
+        np.testing.assert_array_equal(flat.final[name], tree.final[name], err_msg=name)
+    jax.tree.map(np.testing.assert_array_equal, flat.final_params, tree.final_params)
+    assert jax.tree.structure(flat.final_params) == jax.tree.structure(jax.tree.map(np.asarray, inits))
+    np.testing.assert_array_equal(flat.status, tree.status)
+
+
+def test_flop_estimate_is_computed_once_per_structure(monkeypatch):
+    calls = []
+    lowered = _execution._lowered_flops
+    monkeypatch.setattr(_execution, "_lowered_flops", lambda *a: calls.append(1) or lowered(*a))
+    monkeypatch.setattr(_execution, "_FLOPS", {})
+    p = ProductLoss("huber")
+    first = gradient_flops(p, jnp.ones(2))
+    assert gradient_flops(ProductLoss("huber"), jnp.zeros(2)) == first and len(calls) == 1  # same shapes
+    gradient_flops(ProductLoss("sqrt"), jnp.ones(2))  # another static field: another structure
+    gradient_flops(p, jnp.ones(3))  # another shape
+    assert len(calls) == 3
