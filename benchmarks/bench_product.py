@@ -30,7 +30,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sweepjax as sj  # noqa: E402
-from _common import head_to_head, machine, one_run_program  # noqa: E402
+from _common import head_to_head, jit_loop_call, machine  # noqa: E402
 
 
 def workload(n_runs: int):
@@ -46,14 +46,6 @@ RECORD = sj.Record(every=1, sharpness=sj.DenseEigh(), observables=False)
 
 def sweep_call(p, lrs, inits, steps):
     return lambda: sj.sweep(p, lrs, inits, num_steps=steps, record=RECORD)
-
-
-def jit_loop_call(p, lrs, inits, steps, n_loop):
-    """What the sweep replaces: the library's single-run program, jitted, called once per (η, θ₀)
-    (the first ``n_loop`` pairs; the per-run cost is the same for every pair)."""
-    run = one_run_program(p, inits[0], steps, RECORD)
-    pairs = [(lr, th) for lr in lrs for th in inits][:n_loop]
-    return lambda: [run(lr, th) for lr, th in pairs]
 
 
 def bench_torch(lr, theta, steps):
@@ -110,7 +102,7 @@ def main(argv=None) -> dict:
     first = time.perf_counter() - t0
     n_loop = min(args.loop_runs, n)
     best = head_to_head(
-        {"sweep": sweep, "loop": jit_loop_call(p, lrs, inits, args.steps, n_loop),
+        {"sweep": sweep, "loop": jit_loop_call(p, lrs, inits, args.steps, RECORD, n_loop),
          "numpy": lambda: bench_numpy(lrs, inits, args.steps)},
         args.rounds,
     )  # fmt: skip

@@ -155,7 +155,9 @@ def sweep(
             are split over all of them; results equal the single-device run. Results are
             bitwise reproducible for a given vmap width (``batch_size``, else the chunk size): with
             a fixed ``batch_size``, every ``chunk_size`` gives the same bits. Different widths agree
-            to rounding only (XLA:CPU emits different code per batch width).
+            to rounding only (XLA:CPU emits different code per batch width). Tiny problems (at most
+            8 parameters, a gradient under 1e4 FLOPs) run over their coordinates as separate scalars
+            (``metadata["params_layout"]``): fewer kernels per step, the same bits.
         dtype: ``jnp.float32`` (default) or ``jnp.float64`` (x64 is enabled for this call only).
         divergence_threshold: a run diverges when its loss is non-finite or exceeds this.
         progress: ``True`` for a tqdm bar over chunks, or a callback ``(done, total)``.
