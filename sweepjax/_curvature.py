@@ -81,6 +81,11 @@ class AbstractEigensolver(eqx.Module):
         """Hessian-vector products per call (for cost accounting)."""
         return 0
 
+    @property
+    def exact(self) -> bool:
+        """Whether the estimate is exact up to rounding (then no residual is recorded)."""
+        return False
+
 
 class PowerIteration(AbstractEigensolver):
     """Two-phase shifted power iteration for λ_max (algebraic).
@@ -220,6 +225,10 @@ class DenseEigh(AbstractEigensolver):
     @property
     def matvecs(self) -> int:
         return -1  # n, known only at trace time
+
+    @property
+    def exact(self) -> bool:
+        return True
 
 
 def sharpness(

@@ -230,7 +230,7 @@ def chunk_for_memory(
     num_params = ravel_pytree(one_init)[0].size
     itemsize = np.dtype(dtype).itemsize
     n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * trajectory.observables
-    n_fields += 0 if trajectory.solver is None else 2
+    n_fields += 0 if trajectory.solver is None else 1 + (not trajectory.solver.exact)
     opt = 0
     if optimizer is not None:  # the optimizer state's size, traced abstractly
         lr0 = jnp.asarray(1.0, dtype)

@@ -42,7 +42,7 @@ class Record(eqx.Module):
         sharpness_dtype: ``None`` (default) computes the Hessian-vector products and the eigensolver
             in the training dtype; ``jnp.float64`` computes them in float64 at the (float32)
             iterates, without changing the training arithmetic (x64 is enabled for the call). The
-            ``sharpness`` and ``sharpness_residual`` records then come back as float64.
+            ``sharpness`` (and ``sharpness_residual``) records then come back as float64.
     """
 
     every: int = eqx.field(static=True, default=1)

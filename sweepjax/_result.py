@@ -29,8 +29,9 @@ class SweepResult:
         lrs: (n_lr,) step sizes η, or (n_lr, n_init) when each init had its own column.
         steps: (n_record,) the step t of each record (records are taken at θ_t, t = 0, k, …, T).
         inits: the initial points, a pytree of arrays with leading axis n_init.
-        records: name -> (n_lr, n_init, n_record): ``loss``, ``sharpness``, ``sharpness_residual``
-            (when tracked) and each observable; NaN past a run's end (divergence or step budget).
+        records: name -> (n_lr, n_init, n_record): ``loss``, ``sharpness`` (when tracked),
+            ``sharpness_residual`` ‖Hv − λv‖ (iterative solvers; ``DenseEigh`` is exact and records
+            none) and each observable; NaN past a run's end (divergence or step budget).
         final: name -> (n_lr, n_init): the same quantities at each run's final parameters
             (NaN for diverged runs).
         final_params: pytree of arrays with leading axes (n_lr, n_init): parameters where each run

@@ -71,6 +71,17 @@ def test_records_and_finals_are_consistent():
     assert np.all(np.isnan(res.diverged_step))
 
 
+def test_residual_is_recorded_for_iterative_solvers_only():
+    p = ProductLoss("sqrt")
+    inits = p.init_grid(jnp.array([1.0, 5.0]), x0=0.5)
+    run = lambda solver: sj.sweep(p, [0.1], inits, num_steps=20, record=sj.Record(every=5, sharpness=solver))  # noqa: E731
+    dense, lanczos = run(sj.DenseEigh()), run(sj.Lanczos(order=2))
+    assert "sharpness_residual" not in dense.records and "sharpness_residual" not in dense.final  # exact: none
+    res = lanczos.records["sharpness_residual"]
+    assert res.shape == lanczos.records["sharpness"].shape and np.all(np.isfinite(res)) and np.all(res >= 0)
+    np.testing.assert_allclose(lanczos.records["sharpness"], dense.records["sharpness"], rtol=1e-5)  # n = 2
+
+
 def _single_gd(p, lr, theta, steps):
     """Reference: an explicit host loop of GD steps."""
     grad = jax.jit(jax.grad(p.loss))
