@@ -5,7 +5,7 @@ observables every 10 steps, sharpness (exact, 3 parameters) every 10 steps. Comp
 sweep under each execution strategy with a Python loop of jitted single runs and a PyTorch per-run loop
 (autograd; Hessian by double backward every 10 steps).
 
-    python benchmarks/bench_ahn.py [--steps 1000] [--torch-steps 200]
+    python benchmarks/bench_ahn.py [--steps 1000] [--torch-steps 200] [--head-to-head-only]
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--torch-steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of sweep vs loop (best of each)")
+    ap.add_argument("--head-to-head-only", action="store_true",
+                    help="time only the default sweep against the loop (no other strategies, no PyTorch)")
     args = ap.parse_args(argv)
     x, y = sj.datasets.sparse_coding(N, D, LAM, seed=0)
     problem = sj.problems.SparseCodingReLU(x, y)
@@ -58,7 +60,11 @@ def main(argv=None) -> dict:
     record = sj.Record(every=EVERY, sharpness=sj.DenseEigh())
     out = {"workload": f"Ahn ReLU net d={D} n={N}, {N_LR} step sizes x {args.steps} steps, sharpness every {EVERY}",
            "machine": machine()}  # fmt: skip
-    time_strategies(problem, lrs, inits, args.steps, record, (("auto", "auto"), ("vmap_all", None), ("map_sequential", 1), ("vmap_batches_of_8", 8)), out, args.rounds)
+    strategies = (("auto", "auto"), ("vmap_all", None), ("map_sequential", 1), ("vmap_batches_of_8", 8))
+    time_strategies(problem, lrs, inits, args.steps, record, strategies[: 1 if args.head_to_head_only else 4], out, args.rounds)
+    if args.head_to_head_only:
+        print(json.dumps(out, indent=2))
+        return out
     try:
         out["torch_loop_run_steps_per_s"] = args.torch_steps / torch_loop(x, y, float(lrs[0]), args.torch_steps)
     except ImportError:

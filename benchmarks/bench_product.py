@@ -7,30 +7,23 @@ Compares, in one process and on the same workload:
 Reports steady-state run-steps/s (compile timed separately; the sweep, the loop and NumPy timed head to
 head in interleaved rounds, best of each) and the ratios.
 
-    python benchmarks/bench_product.py [--runs 4096] [--steps 2000] [--loop-runs 256] [--host-devices N]
+    python benchmarks/bench_product.py [--runs 4096] [--steps 2000] [--loop-runs 256] [--rounds 15]
 
-``--host-devices N`` splits the CPU into N XLA devices (``XLA_FLAGS=--xla_force_host_platform_device_count``,
-set before JAX starts) so the sweep spreads its runs over N cores; the loop of single runs and NumPy
-still use one.
+With ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts) the sweep spreads its
+runs over N host devices, one per core; the loop of single runs and NumPy still use one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
-if __name__ == "__main__" and "--host-devices" in sys.argv:  # must precede the first import of jax
-    _n = sys.argv[sys.argv.index("--host-devices") + 1]
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}".strip()
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-import sweepjax as sj  # noqa: E402
-from _common import head_to_head, jit_loop_call, machine  # noqa: E402
+import sweepjax as sj
+from _common import head_to_head, jit_loop_call, machine
 
 
 def workload(n_runs: int):
@@ -107,7 +100,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--loop-runs", type=int, default=256, help="runs timed for the jitted loop (per-run cost)")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of sweep, loop and NumPy (best of each)")
-    ap.add_argument("--host-devices", type=int, default=1, help="XLA CPU devices (set before JAX starts; script only)")
     args = ap.parse_args(argv)
     p, lrs, inits = workload(args.runs)
     n = lrs.size * inits.shape[0]
