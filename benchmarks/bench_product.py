@@ -37,25 +37,8 @@ def workload(n_runs: int):
 RECORD = sj.Record(every=1, sharpness=sj.DenseEigh(), observables=False)
 
 
-def sweep_call(p, lrs, inits, steps, batch_size="auto"):
-    return lambda: sj.sweep(p, lrs, inits, num_steps=steps, record=RECORD, batch_size=batch_size)
-
-
-def step_cost(p, lrs, inits, steps, widths=(1024, 4096)) -> dict:
-    """Where a step's time goes: the sweep at two vmap widths w (one timed call each, after a warm-up),
-    fitted to time per step of one batch = fixed + w × per run. The fixed part is paid once per step
-    per batch whatever its width (XLA:CPU launches each fused kernel of the step separately)."""
-    n = lrs.size * inits.shape[0]
-    per_batch_step = {}
-    for w in widths:
-        call = sweep_call(p, lrs, inits, steps, w)
-        call()
-        t0 = time.perf_counter()
-        call()
-        per_batch_step[w] = (time.perf_counter() - t0) / (steps * -(-n // w))
-    (w1, t1), (w2, t2) = sorted(per_batch_step.items())
-    per_run = (t2 - t1) / (w2 - w1)
-    return {"step_fixed_us": (t1 - w1 * per_run) * 1e6, "step_per_run_ns": per_run * 1e9}
+def sweep_call(p, lrs, inits, steps):
+    return lambda: sj.sweep(p, lrs, inits, num_steps=steps, record=RECORD)
 
 
 def bench_torch(lr, theta, steps):
@@ -117,7 +100,6 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     t_sweep, t_loop, t_np = best["sweep"], best["loop"] * n / n_loop, best["numpy"]
     sharp_np = bench_numpy(lrs, inits, args.steps)
-    cost = step_cost(p, lrs, inits, args.steps)
     try:
         torch_steps = 200
         torch_rate = torch_steps / bench_torch(lrs[0], inits[0], torch_steps)
@@ -140,7 +122,6 @@ def main(argv=None) -> dict:
         "torch_loop_run_steps_per_s": torch_rate,
         "sweep_vs_torch": None if torch_rate is None else work / t_sweep / torch_rate,
         "max_rel_diff_vs_numpy_at_step_1000": float(agree),
-        **cost,
     }
     print(json.dumps(out, indent=2))
     return out
