@@ -1,10 +1,11 @@
 """Run every benchmark and write the measured table into benchmarks/README.md.
 
-    python benchmarks/run_all.py            # the issue's sizes (about 10-20 minutes on 2 CPU cores)
-    python benchmarks/run_all.py --quick    # smaller sizes, same comparisons (about 2 minutes)
+    python benchmarks/run_all.py            # the issue's sizes (about 15-30 minutes on 2 CPU cores)
+    python benchmarks/run_all.py --quick    # smaller sizes, same comparisons (a few minutes)
 
-Each script compares the sweep with its baselines inside one process, so the ratios hold even on a noisy
-machine; absolute numbers vary run to run (1.5-3x on a shared VM).
+Each script times the sweep and its baselines in one process, interleaved, so load from other processes
+hits them alike; still, on a shared VM ratios move 10-40% and absolute numbers 1.5-3x from run to run.
+(a)-(c) run a second time in fresh processes with one XLA host device per core.
 """
 
 from __future__ import annotations
