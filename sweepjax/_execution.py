@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-
 from typing import Any
 
 import equinox as eqx
@@ -40,8 +39,8 @@ def _pow2_at_least(n: int) -> int:
 def gradient_flops(problem: AbstractProblem, one_init: Params) -> float:
     """XLA's FLOP estimate for one ∇f(θ) (lowered, not compiled); inf if the backend gives none.
 
-    It depends only on the problem's structure and shapes, so it is computed once per (structure,
-    shapes): lowering costs ~20 ms, a fifth of a small sweep."""
+    It depends only on the problem's structure and shapes, so it is lowered once per (structure,
+    shapes), not on every sweep call."""
     leaves, structure = jax.tree.flatten((problem, one_init))
     try:
         key = (structure, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
@@ -83,9 +82,9 @@ def choose_batch_size(problem: AbstractProblem, one_init: Params, n_runs: int, b
 class FlatScalars(AbstractProblem):
     """A tiny problem seen through its flat coordinates θ = (θ₁, …, θₙ), one scalar leaf each.
 
-    Vmapped over runs, each coordinate is then one contiguous array, and XLA:CPU emits no pads and
-    concatenates to interleave the (x, y) pairs of a 2-parameter problem: ~20% faster on benchmark
-    (a), with the same arithmetic (the sweep's bits do not change).
+    Vmapped over runs, each coordinate is then one contiguous array, and XLA:CPU emits fewer pads and
+    concatenates to interleave the (x, y) pairs of a 2-parameter problem: fewer kernels per step, the
+    same arithmetic (the sweep's bits do not change; tests/test_execution.py).
     """
 
     inner: AbstractProblem
