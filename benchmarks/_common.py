@@ -69,35 +69,29 @@ def sweep_call(problem, lrs, inits, steps: int, record, batch_size) -> Callable[
     return lambda: sj.sweep(problem, lrs, inits, num_steps=steps, record=record, batch_size=batch_size).final["loss"]
 
 
-def one_run_program(problem, one_init, steps: int, record):
-    """The library's one-run program (the sweep's own ``Trajectory``, in the parameter layout the sweep
-    picks for this problem), jitted. Returns ``(prepare, run)``: ``prepare(lr, init)`` makes the
-    device arguments of one run (outside any timing), ``run(*prepared)`` returns its records and
-    final metrics."""
+def jit_loop_call(problem, lrs, inits, steps: int, record, n_runs: int | None = None) -> Callable[[], object]:
+    """A Python loop of the library's one-run program (the sweep's own ``Trajectory``, in the parameter
+    layout the sweep picks for this problem), jitted once, one call per (η, θ₀) pair (the first
+    ``n_runs``, arguments prepared outside the timing); each call returns its records and final
+    metrics, the outputs the sweep gives."""
     from sweepjax._execution import coordinates, flat_scalars
     from sweepjax._trajectory import Trajectory
 
+    one_init = jax.tree.map(lambda a: a[0], inits)
     trajectory = Trajectory(optimizer=None, solver=record.solver(ravel_pytree(one_init)[0].size),
                             observables=record.observables, every=record.every, num_steps=steps)  # fmt: skip
     budget, thr = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
     coords = flat_scalars(problem, one_init)
     run_problem = problem if coords is None else coords
     run = jax.jit(lambda lr, th: trajectory(run_problem, lr, th, budget, thr)[:2])
-    batch = lambda th: jax.tree.map(lambda a: np.asarray(a)[None], th)  # noqa: E731
 
-    def prepare(lr, th):
-        th = batch(th) if coords is None else coordinates(batch(th))
+    def prepare(lr, i):
+        th = jax.tree.map(lambda a: np.asarray(a)[i : i + 1], inits)
+        th = th if coords is None else coordinates(th)
         return jnp.full((1,), lr, jnp.float32), jax.tree.map(jnp.asarray, th)
 
-    return prepare, run
-
-
-def jit_loop_call(problem, lrs, inits, steps: int, record, n_runs: int | None = None) -> Callable[[], object]:
-    """A Python loop of the library's one-run program, jitted once, one call per (η, θ₀) pair (the
-    first ``n_runs``); each call returns its records and final metrics, the outputs the sweep gives."""
     rows = jax.tree.leaves(inits)[0].shape[0]
-    prepare, run = one_run_program(problem, jax.tree.map(lambda a: a[0], inits), steps, record)
-    pairs = [prepare(lr, jax.tree.map(lambda a, i=i: a[i], inits)) for lr in lrs for i in range(rows)][:n_runs]
+    pairs = [prepare(lr, i) for lr, i in [(lr, i) for lr in lrs for i in range(rows)][:n_runs]]
     return lambda: [run(*args) for args in pairs]
 
 

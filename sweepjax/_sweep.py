@@ -244,13 +244,15 @@ def _sweep(
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)
 
-    lrs_dev, inits_dev, budgets_dev, threshold, problem = place(
+    # tiny problems run over their coordinates as separate scalars (same bits, fewer kernels)
+    coords = flat_scalars(problem, one_init)
+    lrs_dev, run_inits, budgets_dev, threshold, run_problem = place(
         (
             np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
-            inits_np,
+            inits_np if coords is None else coordinates(inits_np),
             budgets_np.astype(np.int32),
             np.asarray(divergence_threshold, dtype),
-            problem,
+            problem if coords is None else coords,
         ),
         mesh,
     )
@@ -262,10 +264,6 @@ def _sweep(
             divergence_threshold, chunk, batch_size,
         )  # fmt: skip
         store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
-
-    # tiny problems run over their coordinates as separate scalars (same bits, fewer kernels)
-    coords = flat_scalars(problem, one_init)
-    run_problem, run_inits = (problem, inits_dev) if coords is None else (coords, place(coordinates(inits_np), mesh))
 
     n_records = trajectory.num_records
     seg = n_records if checkpoint_every is None else checkpoint_every // record.every  # records per segment
