@@ -18,6 +18,7 @@ from ._curvature import hvp as hvp
 from ._curvature import sharpness as sharpness
 from ._export import load as load
 from ._phases import Phase as Phase
+from ._phases import SparseRecordWarning as SparseRecordWarning
 from ._phases import classify as classify
 from ._phases import monotone_onset as monotone_onset
 from ._record import Record as Record

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, PyTree
 
@@ -37,6 +38,9 @@ class Criterion:
     fn: Callable[[SweepResult], np.ndarray]
     params: tuple[tuple[str, Any], ...] = ()
     needs_sharpness: bool = False  #: the sweep must record ``sharpness``
+    #: the names it reads as ``result[name]`` would (``"loss"``, ``"final_loss"``, ``"initial_loss"``),
+    #: checked against what the sweep records before ``find_boundary`` runs one
+    reads: tuple[str, ...] = ()
 
     def __call__(self, result: SweepResult) -> np.ndarray:
         return self.fn(result)
@@ -58,7 +62,11 @@ def eos(**thresholds) -> Criterion:
     """
     _check_thresholds(thresholds)
     return Criterion(
-        "eos", lambda res: phase_rules(res, **thresholds)[Phase.EOS], tuple(thresholds.items()), _curv(thresholds)
+        "eos",
+        lambda res: phase_rules(res, **thresholds)[Phase.EOS],
+        tuple(thresholds.items()),
+        _curv(thresholds),
+        _phase_reads(thresholds),
     )
 
 
@@ -70,6 +78,7 @@ def catapults(**thresholds) -> Criterion:
         lambda res: classify(res, **thresholds) == Phase.CATAPULT,
         tuple(thresholds.items()),
         _curv(thresholds),
+        _phase_reads(thresholds),
     )
 
 
@@ -82,42 +91,60 @@ def is_phase(phase: Phase | int, **thresholds) -> Criterion:
         lambda res: classify(res, **thresholds) == phase,
         (("phase", phase), *thresholds.items()),
         _curv(thresholds),
+        _phase_reads(thresholds),
     )
 
 
 def below(name: str, level: float, *, diverged: bool = False) -> Criterion:
     """The final value of record ``name`` is below ``level``; diverged runs count as ``diverged``.
 
-    E.g. ``below("b", -0.01)``: a threshold neuron's bias was learned. A NaN final value of a
-    run that did not diverge counts as False.
+    ``name`` is a record (its final value: ``"b"``, ``"loss"``) or any per-run name ``result[name]``
+    accepts (``"final_loss"``, ``"initial_loss"``). E.g. ``below("b", -0.01)``: a threshold neuron's
+    bias was learned. A NaN value of a run that did not diverge counts as False.
     """
     _check_level(name, level, diverged)
     return Criterion(
         "below",
         lambda res: _compare(res, name, np.less, level, diverged),
         (("name", name), ("level", level), ("diverged", diverged)),
+        reads=(name,),
     )
 
 
 def above(name: str, level: float, *, diverged: bool = False) -> Criterion:
     """The final value of record ``name`` is above ``level``; diverged runs count as ``diverged``.
 
-    E.g. ``above("loss", 1.0, diverged=True)``: the run did not get below loss 1. A NaN final value
-    of a run that did not diverge counts as False.
+    ``name`` as in ``below``. E.g. ``above("loss", 1.0, diverged=True)`` (or ``"final_loss"``): the
+    run did not get below loss 1. A NaN value of a run that did not diverge counts as False.
     """
     _check_level(name, level, diverged)
     return Criterion(
         "above",
         lambda res: _compare(res, name, np.greater, level, diverged),
         (("name", name), ("level", level), ("diverged", diverged)),
+        reads=(name,),
     )
 
 
+def _per_run(res: SweepResult, name: str) -> np.ndarray:
+    """The (n_lr, n_init) value of ``name``: a record's final value, or ``res[name]`` (``final_x``, ``initial_x``)."""
+    if name in res.final:
+        return res.final[name]
+    try:
+        value = res[name]
+    except KeyError:
+        value = None
+    if value is None or np.shape(value) != tuple(res.shape):
+        raise ValueError(
+            f"criterion record {name!r} is not in the result (records: {sorted(res.records)}, each also as "
+            "'final_<name>' or 'initial_<name>')"
+        )
+    return value
+
+
 def _compare(res: SweepResult, name: str, op, level: float, diverged: bool) -> np.ndarray:
-    if name not in res.final:
-        raise ValueError(f"criterion record {name!r} is not in the result (finals: {sorted(res.final)})")
     with np.errstate(invalid="ignore"):
-        out = op(np.asarray(res.final[name], dtype=float), level)
+        out = op(np.asarray(_per_run(res, name), dtype=float), level)
     return np.where(res.diverged, diverged, out)
 
 
@@ -135,6 +162,41 @@ _THRESHOLDS = ("curvature", "edge", "eos_tol", "window", "rise_tol", "catapult_f
 
 def _curv(thresholds: dict) -> bool:
     return thresholds.get("curvature", "sharpness") == "sharpness"
+
+
+def _phase_reads(thresholds: dict) -> tuple[str, ...]:
+    curvature = thresholds.get("curvature", "sharpness")
+    return ("loss", curvature) if isinstance(curvature, str) else ("loss",)
+
+
+def _recorded_names(problem: AbstractProblem, inits, record: Record) -> set[str] | None:
+    """The record names a sweep of ``problem`` from ``inits`` with ``record`` will produce (None: unknown).
+
+    Traced abstractly (``jax.eval_shape`` of the observables on one init), so nothing is compiled.
+    """
+    one = jax.tree.map(lambda a: jnp.asarray(a[0]), inits)
+    try:
+        observables = jax.eval_shape(problem.observables, one) if record.observables else {}
+        names = {"loss", *observables}
+    except Exception:  # a broken problem: the sweep reports it, with its own clear error
+        return None
+    solver = record.solver(sum(int(np.size(x)) for x in jax.tree.leaves(one)))
+    if solver is not None:
+        names.add("sharpness")
+        if not solver.exact:  # an exact solve records no residual
+            names.add("sharpness_residual")
+    return names
+
+
+def _readable(name: str, recorded: set[str]) -> bool:
+    """Whether ``result[name]`` (or a record's final value) will exist given the recorded names."""
+    return name in recorded or any(name.startswith(p) and name[len(p) :] in recorded for p in ("final_", "initial_"))
+
+
+def _describe(criterion) -> str:
+    if isinstance(criterion, Criterion):
+        return repr(criterion)
+    return getattr(criterion, "__qualname__", None) or repr(criterion)
 
 
 def _check_thresholds(thresholds: dict) -> None:
@@ -310,6 +372,15 @@ def find_boundary(
     if not leaves or np.ndim(leaves[0]) == 0:
         raise ValueError("inits must be a pytree of arrays with a leading axis n_init")
     n_init = int(np.shape(leaves[0])[0])
+    reads = getattr(crit, "reads", ())
+    recorded = _recorded_names(problem, inits, record) if reads else None
+    missing = [n for n in reads if recorded is not None and not _readable(n, recorded)]
+    if missing:
+        hint = " (record has observables=False)" if not record.observables else ""
+        raise ValueError(
+            f"criterion {crit!r} reads {missing[0]!r}, which this sweep will not record{hint}; it records "
+            f"{sorted(recorded)}, each also as 'final_<name>' or 'initial_<name>'"
+        )
 
     steps = num_steps
     if horizon is not None:
@@ -324,9 +395,18 @@ def find_boundary(
             kwargs["max_steps"] = np.minimum(np.ceil(horizon / lrs - 1e-9), steps).astype(np.int64)
         res = sweep(problem, lrs, inits, num_steps=steps, record=record, **kwargs)
         out = np.asarray(crit(res))
+        got = f"shape {out.shape}, dtype {out.dtype}"
+        if out.dtype != np.bool_:
+            raise TypeError(
+                f"criterion {_describe(crit)} must return an (n_lr, n_init) = {lrs.shape} bool array, got {got}; "
+                "compare values with a level, e.g. criteria.above('final_loss', 1.0)"
+            )
         if out.shape != lrs.shape:
-            raise ValueError(f"criterion returned shape {out.shape}, expected (n_lr, n_init) = {lrs.shape}")
-        return out.astype(bool)
+            raise ValueError(
+                f"criterion {_describe(crit)} returned {got}, expected a bool array of shape "
+                f"(n_lr, n_init) = {lrs.shape}"
+            )
+        return out
 
     lo = np.full(n_init, lo0)
     hi = np.full(n_init, hi0)

@@ -219,6 +219,12 @@ def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch
     return min(fits, -(-n_runs // unit) * unit)
 
 
+def record_fields(problem: AbstractProblem, one_init: Params, trajectory) -> int:
+    """How many scalars a run records per record: the loss, its observables, sharpness (+ residual)."""
+    n = 1 + len(jax.eval_shape(problem.observables, one_init)) * trajectory.observables
+    return n + (0 if trajectory.solver is None else 1 + (not trajectory.solver.exact))
+
+
 def chunk_for_memory(
     budget: int, problem: AbstractProblem, one_init: Params, trajectory, optimizer, dtype, n_runs: int, n_init: int,
     batch_size: int | None,
@@ -228,8 +234,7 @@ def chunk_for_memory(
     the grid's inputs."""
     num_params = ravel_pytree(one_init)[0].size
     itemsize = np.dtype(dtype).itemsize
-    n_fields = 1 + len(jax.eval_shape(problem.observables, one_init)) * trajectory.observables
-    n_fields += 0 if trajectory.solver is None else 1 + (not trajectory.solver.exact)
+    n_fields = record_fields(problem, one_init, trajectory)
     opt = 0
     if optimizer is not None:  # the optimizer state's size, traced abstractly
         lr0 = jnp.asarray(1.0, dtype)
@@ -238,3 +243,38 @@ def chunk_for_memory(
     per_run = run_footprint_bytes(num_params, trajectory.num_records, n_fields, trajectory.solver, itemsize, opt)
     fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
     return chunk_for_memory_budget(budget, per_run, fixed, n_runs, batch_size)
+
+
+def result_bytes(n_runs: int, n_records: int, n_fields: int, num_params: int, itemsize: int, n_chunks: int) -> int:
+    """Peak host bytes of a sweep's result: records, finals and final parameters of every run, plus
+    status, step counts and indices (~40 bytes a run); twice that when chunks are joined (a copy)."""
+    per_run = itemsize * ((n_records + 1) * n_fields + num_params) + 40
+    return n_runs * per_run * (2 if n_chunks > 1 else 1)
+
+
+def available_host_memory() -> int | None:
+    """Bytes the host can still give (``MemAvailable``: free plus reclaimable caches), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_result_fits(estimate: int, budget: int | None, n_runs: int, n_records: int, every: int) -> None:
+    """Refuse, before anything is compiled, a sweep whose result would not fit ``budget`` bytes."""
+    if budget is None or estimate <= budget:
+        return
+    gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
+    raise ValueError(
+        f"the sweep's result would take ~{gib(estimate)} of host memory ({n_runs:,} runs x {n_records:,} records), "
+        f"over max_result_bytes={budget:,} ({gib(budget)}; default: 3/4 of the RAM available now). Record less "
+        f"often (a larger Record(every=...), now {every}), record finals only (Record(every=num_steps)), sweep "
+        "fewer runs (or split the grid over several calls), or raise max_result_bytes"
+    )

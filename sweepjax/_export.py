@@ -30,6 +30,9 @@ FORMAT_NAME = "sweepjax.SweepResult"
 FORMAT_VERSION = 1
 _NETCDF_SUFFIXES = (".nc", ".nc4")
 _GRID = ("status", "diverged_step", "num_steps")
+#: CF attributes of the coordinates (``units = "1"``: dimensionless)
+_LR_ATTRS = {"long_name": "step size η", "units": "1"}
+_STEP_ATTRS = {"long_name": "GD step", "units": "steps"}
 _Path = str | os.PathLike
 
 
@@ -215,11 +218,22 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
     for k, v in final_params.items():
         add(f"final_params_{_safe(k)}".rstrip("_"), ("lr", "init", *param_dims[k]), v, "final_params", k)
     lrs = _as_array(result.lrs, "lrs")
-    if lrs.ndim == 2:  # a column of step sizes per init: index the lr axis, store the values as a variable
-        add("lr_value", ("lr", "init"), lrs, "lrs", "lrs")
-        lrs = np.arange(lrs.shape[0])
-    coords = {"lr": ("lr", lrs), "init": ("init", np.arange(n_init)),
-              "step": ("step", _as_array(result.steps, "steps"))}  # fmt: skip
+    if lrs.ndim == 1:
+        lr_coord = xr.Variable("lr", lrs, attrs=_LR_ATTRS)
+    else:  # a column of step sizes per init: the lr axis is a row index, η a 2-D coordinate (below)
+        lr_coord = xr.Variable("lr", np.arange(lrs.shape[0]), attrs={"long_name": "step-size row (η: lr_value)"})
+    coords = {
+        "lr": lr_coord,
+        "init": xr.Variable("init", np.arange(n_init), attrs={"long_name": "initialization index"}),
+        "step": xr.Variable("step", _as_array(result.steps, "steps"), attrs=_STEP_ATTRS),
+    }
+    if lrs.ndim == 2:
+        lr_attrs = {"sweepjax_role": "lrs", "sweepjax_key": "lrs", **_LR_ATTRS}
+        coords[names("lr_value")] = xr.Variable(("lr", "init"), lrs, attrs=lr_attrs)
+    for k, v in inits.items():  # a scalar per init (a leaf shaped (n_init,)) labels the init axis too
+        if v.ndim == 1:
+            name = names(f"init_{_safe(k)}" if _safe(k) else "init_value")
+            coords[name] = xr.Variable("init", v, attrs={"long_name": f"initial value θ₀{k}"})
     attrs = {
         "sweepjax_format": f"{FORMAT_NAME}/{FORMAT_VERSION}",
         "sweepjax_pytrees": json.dumps({"inits": inits_spec, "final_params": final_spec}),
@@ -236,7 +250,7 @@ def from_xarray(ds: xarray.Dataset) -> SweepResult:
 def _from_dataset(ds: xarray.Dataset, where: str) -> SweepResult:
     _check_format(ds.attrs.get("sweepjax_format"), where, "'sweepjax_format' attribute")
     parts: dict[str, dict[str, np.ndarray]] = {}
-    for var in ds.data_vars.values():
+    for var in ds.variables.values():  # (per-init step sizes are a coordinate)
         role = var.attrs.get("sweepjax_role")
         if role is not None:
             parts.setdefault(role, {})[var.attrs.get("sweepjax_key", role)] = np.array(var.values)

@@ -29,6 +29,10 @@ class Phase(enum.IntEnum):
     DIVERGED = 4  #: status DIVERGED (loss non-finite or past the divergence threshold)
 
 
+class SparseRecordWarning(UserWarning):
+    """``classify`` saw runs that look like missed catapults: records too far apart to see the spike."""
+
+
 def _check_number(name: str, value, *, low: float, low_inclusive: bool, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -157,6 +161,13 @@ def classify(
     record with ``every`` = 1 (or odd) to see period-2 oscillations. The catapult rule assumes
     a non-negative loss.
 
+    A catapult's loss spike lasts a few steps (the unstable mode grows by |1 − ηκ_0| per step
+    until κ falls below edge/η), so records ``every`` > 1 steps apart can miss it. Hence a
+    ``SparseRecordWarning`` when records are more than one step apart and some run not labelled
+    CATAPULT or DIVERGED has the catapult's other signature: it started unstable (η·κ_0 > edge),
+    and ended with L_T < L_0 and κ_T < κ_0. The message gives the first recorded step by which
+    every such run's κ was back below edge/η: the horizon to re-sweep with ``Record(every=1)``.
+
     Args:
         result: a ``SweepResult`` with a ``loss`` record and the ``curvature`` record.
         curvature: the record playing κ: ``"sharpness"`` (λ_max of the Hessian), or any
@@ -188,7 +199,41 @@ def classify(
     codes = np.full(result.shape, Phase.STABLE, dtype=np.int8)
     for phase in (Phase.LAZY, Phase.EOS, Phase.CATAPULT, Phase.DIVERGED):  # lowest precedence first
         codes[rules[phase]] = phase
+    _warn_if_catapults_missed(result, curvature, edge, codes)
     return codes
+
+
+def _warn_if_catapults_missed(result: SweepResult, curvature: str, edge: float, codes: np.ndarray) -> None:
+    """Warn when records more than one step apart may hide catapults (see ``classify``)."""
+    steps = np.asarray(result.steps)
+    spacing = int(np.max(np.diff(steps))) if steps.size > 1 else None
+    if spacing is not None and spacing <= 1:
+        return
+    lrs = _lr_grid(result)
+    loss = np.asarray(result.records["loss"], dtype=float)
+    curv = np.asarray(result.records[curvature], dtype=float)
+    final_loss = np.asarray(result.final.get("loss", np.full(result.shape, np.nan)), dtype=float)
+    final_curv = np.asarray(result.final.get(curvature, np.full(result.shape, np.nan)), dtype=float)
+    with np.errstate(invalid="ignore"):
+        unstable_start = lrs * curv[..., 0] > edge
+        suspect = (
+            unstable_start & (final_loss < loss[..., 0]) & (final_curv < curv[..., 0])
+            & (codes != Phase.CATAPULT) & (codes != Phase.DIVERGED)
+        )  # fmt: skip
+        n = int(suspect.sum())
+        if not n:
+            return
+        # the catapult is over once κ is back below edge/η: the first record where it is, over the suspects
+        settled = np.where((curv <= edge / lrs[..., None]) & suspect[..., None], steps, np.inf).min(axis=-1)
+    horizon = int(np.max(np.where(np.isfinite(settled), settled, steps[-1])[suspect]))
+    every = "one record (t = 0)" if spacing is None else f"records {spacing} steps apart"
+    warnings.warn(
+        f"classify: {n} run(s) started above the stability edge (η·{curvature}_0 > {edge:g}) and ended lower "
+        f"in loss and {curvature}, like a catapult, but with {every} no loss spike was recorded; "
+        f"re-sweep them with Record(every=1) over the first ~{horizon} steps to see whether they catapult",
+        SparseRecordWarning,
+        stacklevel=3,  # the caller of classify
+    )
 
 
 def monotone_onset(result: SweepResult, *, record: str = "loss", rise_tol: float = 0.0) -> np.ndarray:

@@ -91,6 +91,11 @@ class SweepResult:
     def to_xarray(self) -> xarray.Dataset:
         """An ``xarray.Dataset`` with coords ``lr``, ``init`` (0..n_init-1) and ``step``.
 
+        Coordinates carry ``long_name`` and ``units`` (``lr``: "step size η", "1"; ``step``: "GD step",
+        "steps"). With per-init step sizes (``lrs`` shaped (n_lr, n_init)) ``lr`` is the row index and
+        η the 2-D coordinate ``lr_value``. Each init leaf holding one scalar per init (shape (n_init,),
+        e.g. ``{"x": …}``) is also a coordinate on ``init`` (``init_x``; a bare array: ``init_value``).
+
         Data variables: each record (dims ``lr, init, step``); ``final_<name>``, ``status``,
         ``diverged_step``, ``num_steps`` (dims ``lr, init``); each parameter leaf as
         ``inits_<path>`` (dims ``init, param_<path>_dim0, …``) and ``final_params_<path>`` (dims
@@ -99,6 +104,13 @@ class SweepResult:
         dims ``param_dim0, …``). Names are made unique and netCDF-safe; each variable's
         ``sweepjax_key`` attribute holds the exact record name or key path. ``attrs["metadata"]``
         is the metadata as JSON. Needs ``pip install 'sweepjax[xarray]'``.
+
+        Example:
+            ```python
+            ds = res.to_xarray()
+            ds[["final_loss", "status"]].to_dataframe()  # one row per run, indexed by (lr, init)
+            ds["loss"].to_dataframe()  # one row per record, indexed by (lr, init, step)
+            ```
         """
         from ._export import to_xarray
 

@@ -27,46 +27,24 @@ import os
 import pathlib
 import re
 import uuid
+import warnings
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 MANIFEST = "manifest.json"
-RESUME_FORMAT = "sweepjax.resume/1"
+RESUME_FORMAT = "sweepjax.resume/2"  # /2: the problem and optimizer hashed by what they compute
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def stable_repr(obj: Any, depth: int = 0) -> str:
-    """A repr without memory addresses; functions are named and their closed-over values included.
-
-    (So an optax transform's hyperparameters, which live in closures, count as configuration.)
-    """
-    if depth > 4:
-        return "..."
-    if callable(obj) and hasattr(obj, "__code__"):
-        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
-        cells = []
-        for cell in obj.__closure__ or ():
-            try:
-                cells.append(stable_repr(cell.cell_contents, depth + 1))
-            except ValueError:  # an empty cell
-                cells.append("<empty>")
-        defaults = [stable_repr(d, depth + 1) for d in obj.__defaults__ or ()]
-        consts = [stable_repr(c, depth + 1) for c in obj.__code__.co_consts if not hasattr(c, "co_code")]
-        return f"{name}(closure=[{', '.join(cells)}], defaults=[{', '.join(defaults)}], consts=[{', '.join(consts)}])"
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # eqx.Module: field by field
-        inner = ", ".join(f"{f.name}={stable_repr(getattr(obj, f.name), depth + 1)}" for f in dataclasses.fields(obj))
+def stable_repr(obj: Any) -> str:
+    """A repr without memory addresses, field by field for dataclasses (``Record``, eigensolvers)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        inner = ", ".join(f"{f.name}={stable_repr(getattr(obj, f.name))}" for f in dataclasses.fields(obj))
         return f"{type(obj).__module__}.{type(obj).__qualname__}({inner})"
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuples such as optax transforms
-        inner = ", ".join(f"{f}={stable_repr(getattr(obj, f), depth + 1)}" for f in obj._fields)
-        return f"{type(obj).__name__}({inner})"
-    if isinstance(obj, (list, tuple)):
-        return f"{type(obj).__name__}[{', '.join(stable_repr(o, depth + 1) for o in obj)}]"
-    if isinstance(obj, dict):
-        return "{" + ", ".join(f"{k!r}: {stable_repr(v, depth + 1)}" for k, v in obj.items()) + "}"
-    if isinstance(obj, (np.ndarray, jax.Array)):
-        return f"array(sha256={array_hash(obj)})"
     return _ADDRESS.sub("", repr(obj))
 
 
@@ -79,9 +57,9 @@ def array_hash(a: Any) -> str:
 
 
 def tree_hash(tree: Any) -> str:
-    """sha256 over a pytree's structure and each leaf's ``array_hash``."""
+    """sha256 over a pytree's structure (memory addresses stripped) and each leaf's ``array_hash``."""
     leaves, treedef = jax.tree.flatten(tree)
-    h = hashlib.sha256(str(treedef).encode())
+    h = hashlib.sha256(_ADDRESS.sub("", str(treedef)).encode())
     for leaf in leaves:
         h.update(array_hash(leaf).encode())
     return h.hexdigest()
@@ -98,7 +76,10 @@ class ChunkStore:
         if not isinstance(out_dir, (str, os.PathLike)):
             raise TypeError(f"out_dir must be a str or os.PathLike folder, got {type(out_dir).__name__}")
         self.dir = pathlib.Path(out_dir)
-        self.fields = {k: _digest(v) for k, v in config.items()}
+        # one level of nesting is named: "problem.computation" rather than "problem"
+        flat = {f"{k}.{k2}": v2 for k, v in config.items() if isinstance(v, dict) for k2, v2 in v.items()}
+        flat.update({k: v for k, v in config.items() if not isinstance(v, dict)})
+        self.fields = {k: _digest(v) for k, v in flat.items()}
         self.config_hash = _digest(self.fields)
         self.n_chunks = n_chunks
         self.treedef = treedef  # of the parameter pytree
@@ -117,14 +98,19 @@ class ChunkStore:
         if manifest.exists():
             try:
                 old = json.loads(manifest.read_text())
-                fields = old["fields"]
-                if old.get("format") != RESUME_FORMAT or not isinstance(fields, dict):
+                fields, fmt = old["fields"], old["format"]
+                if not isinstance(fields, dict) or not str(fmt).startswith("sweepjax.resume/"):
                     raise ValueError
             except (OSError, ValueError, KeyError, TypeError):
                 raise ValueError(
                     f"out_dir '{self.dir}' holds a '{MANIFEST}' that is not a sweepjax resume manifest; "
                     "use another folder"
                 ) from None
+            if fmt != RESUME_FORMAT:
+                raise ValueError(
+                    f"out_dir '{self.dir}' was written in resume format {fmt!r} by another sweepjax version "
+                    f"(this one reads {RESUME_FORMAT!r}); use another out_dir (or delete it) to start afresh"
+                )
             differ = sorted(k for k in set(fields) | set(self.fields) if fields.get(k) != self.fields.get(k))
             if differ:
                 raise ValueError(
@@ -152,7 +138,7 @@ class ChunkStore:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             if str(data.pop("__config_hash__")) != self.config_hash or int(data.pop("__chunk__")) != c:
-                return None
+                return self._recompute(path, c, "it belongs to another chunk or sweep configuration")
             sub = lambda p: {k[len(p) :]: v for k, v in data.items() if k.startswith(p)}  # noqa: E731
             params = sub("params/")
             leaves = [params[str(i)] for i in range(len(params))]
@@ -163,8 +149,12 @@ class ChunkStore:
                 data["alive"],
                 data["diverged_at"],
             )
-        except Exception:  # damaged or foreign: recompute this chunk (it is rewritten atomically)
-            return None
+        except Exception as e:  # damaged: recompute this chunk (it is rewritten atomically)
+            return self._recompute(path, c, f"it cannot be read ({type(e).__name__})")
+
+    def _recompute(self, path: pathlib.Path, c: int, why: str) -> None:
+        warnings.warn(f"out_dir file '{path.name}' is not used: {why}; recomputing chunk {c}", stacklevel=5)
+        return None
 
     def part_path(self, c: int, s: int) -> pathlib.Path:
         return self.dir / f"chunk_{c:05d}.part_{s:05d}.npz"
@@ -183,21 +173,25 @@ class ChunkStore:
     def load_carry(self, c: int, seg: int, state_def):
         """(records of the finished segments, the carry after the last) of chunk c, or None if no
         readable checkpoint of this configuration and segment length is there."""
+        path = self.carry_path(c)
+        if not path.exists():
+            return None
         try:
-            with np.load(self.carry_path(c), allow_pickle=False) as z:
+            with np.load(path, allow_pickle=False) as z:
                 if not self._tagged(z, c, seg):
-                    return None
+                    return self._recompute(path, c, "it belongs to another chunk, configuration or checkpoint_every")
                 s = int(z["__segment__"])
                 state = jax.tree.unflatten(state_def, [z[f"state/{i}"] for i in range(state_def.num_leaves)])
             parts = []
             for i in range(s + 1):
-                with np.load(self.part_path(c, i), allow_pickle=False) as z:
+                path = self.part_path(c, i)
+                with np.load(path, allow_pickle=False) as z:
                     if not (self._tagged(z, c, seg) and int(z["__segment__"]) == i):
-                        return None
+                        return self._recompute(path, c, "it belongs to another chunk, segment or configuration")
                     parts.append({k[len("records/") :]: z[k] for k in z.files if k.startswith("records/")})
             return parts, state
-        except Exception:  # missing, damaged or foreign: run the chunk from its start
-            return None
+        except Exception as e:  # missing or damaged: run the chunk from its start
+            return self._recompute(path, c, f"it cannot be read ({type(e).__name__})")
 
     def _tagged(self, z, c: int, seg: int) -> bool:
         return (
@@ -241,19 +235,65 @@ class ChunkStore:
             raise OSError(f"cannot write to out_dir '{self.dir}': {e.strerror or e}") from e
 
 
-def resume_config(
-    problem, lrs, inits, budgets, num_steps, record, trajectory, optimizer, dtype, threshold, chunk, batch_size
-) -> dict[str, Any]:
-    """Every input that determines a sweep's bits, as JSON-able values (arrays by their hashes)."""
-    from . import __version__
-    from .problems._base import describe
+def computation_hash(fn, *args) -> str:
+    """sha256 of what ``fn`` computes at the shapes of ``args``: its jaxpr (memory addresses stripped)
+    and every constant it closes over, module-level arrays and floats included.
 
+    Stable across processes for the same code and data; changes when the computation or any value it
+    reads changes (a float read from a global is a literal in the jaxpr, an array a constant).
+    """
+    closed = jax.make_jaxpr(fn)(*args)
+    h = hashlib.sha256(_ADDRESS.sub("", str(closed.jaxpr)).encode())
+    for const in _constants(closed):
+        h.update(array_hash(const).encode())
+    return h.hexdigest()
+
+
+def _constants(closed) -> list:
+    """The constants of a closed jaxpr and of every sub-jaxpr (pjit, cond, scan, custom rules)."""
+    out, stack = list(closed.consts), [closed.jaxpr]
+    while stack:
+        for eqn in stack.pop().eqns:
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if hasattr(sub, "consts") and hasattr(sub, "jaxpr"):  # a ClosedJaxpr
+                        out.extend(sub.consts)
+                        stack.append(sub.jaxpr)
+                    elif hasattr(sub, "eqns"):  # an open Jaxpr
+                        stack.append(sub)
+    return out
+
+
+def resume_config(
+    problem, one_init, lrs, inits, budgets, num_steps, record, trajectory, dtype, threshold, chunk, batch_size
+) -> dict[str, Any]:
+    """Every input that determines a sweep's bits, as JSON-able values (arrays by their hashes).
+
+    The problem and the optimizer enter by what they compute (``computation_hash`` of the loss, its
+    gradient, the observables and step multipliers; of the optimizer's init and update at a traced η),
+    not by their reprs, which carry process-specific addresses.
+    """
+    from . import __version__
+
+    arrays, static = eqx.partition(problem, eqx.is_array)
+
+    def problem_fn(arrays, params):
+        p = eqx.combine(arrays, static)
+        return jax.value_and_grad(p.loss)(params), p.observables(params), p.step_scale()
+
+    def optimizer_fn(lr, params):
+        tx, factor = trajectory.transform(lr)
+        if tx is None:
+            return factor
+        state = tx.init(params)
+        return factor, state, tx.update(params, state, params)
+
+    lr = jnp.asarray(1.0, np.dtype(dtype))
     return {
         "problem": {
             "type": f"{type(problem).__module__}.{type(problem).__qualname__}",
-            "description": describe(problem),
-            "arrays": tree_hash([a for a in jax.tree.leaves(problem) if hasattr(a, "dtype")]),
-            "static": stable_repr(problem),
+            "data": tree_hash([(jax.tree_util.keystr(k), a) for k, a in jax.tree_util.tree_leaves_with_path(arrays)]),
+            "computation": computation_hash(problem_fn, arrays, one_init),
         },
         "lrs": array_hash(lrs),
         "inits": tree_hash(inits),
@@ -261,7 +301,7 @@ def resume_config(
         "num_steps": int(num_steps),
         "record": stable_repr(record),
         "sharpness": stable_repr(trajectory.solver),
-        "optimizer": stable_repr(optimizer),
+        "optimizer": computation_hash(optimizer_fn, lr, one_init),
         "dtype": str(np.dtype(dtype)),
         "divergence_threshold": repr(float(threshold)),
         "chunk_size": int(chunk),

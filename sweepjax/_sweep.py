@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -17,21 +18,26 @@ from jaxtyping import ArrayLike, Float, Int, PyTree
 
 from ._execution import (
     FlatScalars,
+    available_host_memory,
+    check_result_fits,
     choose_batch_size,
     chunk_for_memory,
     coordinates,
     default_memory_budget,
     flat_scalars,
     place,
+    record_fields,
+    result_bytes,
     run_mesh,
     split_runs,
     to_host,
 )  # fmt: skip
+from ._progress import Progress, tick, tick_every
 from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
 from ._trajectory import Optimizer, RunState, Trajectory
-from ._validate import check_checkpoint_every, check_problem, check_sweep_args
+from ._validate import check_checkpoint_every, check_optimizer, check_problem, check_sweep_args, is_int
 from .problems._base import AbstractProblem, describe
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
@@ -54,28 +60,35 @@ def _run_chunk(
     t_start: Int[jax.Array, ""] | int = 0,
     n_records: int | None = None,
     finish: bool = True,
+    token: Int[jax.Array, ""] | int = 0,
+    ticks: bool = False,
 ):
     """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over vmapped
     batches of ``batch_size``; with a mesh, each device runs its slice of the chunk.
 
     The whole trajectory by default; else one segment of ``n_records`` records from step ``t_start``,
     starting from the carried ``state`` (None: the inits); the last segment (``finish``, its last
-    record at T) returns the final metrics, the others their carry.
+    record at T) returns the final metrics, the others their carry. With ``ticks`` the loop body
+    reports its progress to the bar of ``token`` (``_progress``).
     """
     arrays, static = eqx.partition(problem, eqx.is_array)
     n_records = trajectory.num_records if n_records is None else n_records
 
-    def local(arrays, lrs, inits, budgets, threshold, t_start, lr_idx, init_idx, state=None):
+    def local(arrays, lrs, inits, budgets, threshold, t_start, token, lr_idx, init_idx, state=None):
         problem = eqx.combine(arrays, static)
         c = lr_idx.shape[0]
         b = c if batch_size is None else batch_size
+        units = (c // b) * n_records  # records × batches: the piece's progress units on this device
 
         def run_batch(xs):
-            i, j, st = xs
+            k, i, j, st = xs
             lr, budget = lrs[i, j], budgets[i, j]
             if st is None:
                 st = trajectory.start(problem, lr, jax.tree.map(lambda a: a[j], inits))
-            records, last, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records)
+            on_record = None
+            if ticks:
+                on_record = lambda r: tick(token, k * n_records + r + 1, units, tick_every(units))  # noqa: E731
+            records, last, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records, on_record)
             if not finish:
                 return records, st
             final, st = trajectory.finish(budget, last, st)
@@ -83,6 +96,7 @@ def _run_chunk(
             return records, (final, params, st.alive, st.diverged_at)
 
         xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, init_idx, state))
+        xs = (jnp.arange(c // b), *xs)
         if c // b == 1:
             out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], xs)))
         else:
@@ -93,7 +107,8 @@ def _run_chunk(
         return records, jax.tree.map(lambda a: a.reshape((c,) + a.shape[2:]), rest)
 
     split = (lr_idx, init_idx) if state is None else (lr_idx, init_idx, state)
-    return split_runs(local, mesh, 6)(arrays, lrs, inits, budgets, threshold, jnp.asarray(t_start), *split)
+    replicated = (arrays, lrs, inits, budgets, threshold, jnp.asarray(t_start), jnp.asarray(token, jnp.int32))
+    return split_runs(local, mesh, len(replicated))(*replicated, *split)
 
 
 def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
@@ -123,6 +138,7 @@ def sweep(
     out_dir: str | os.PathLike | None = None,
     memory_budget_bytes: int | None = None,
     checkpoint_every: int | None = None,
+    max_result_bytes: int | None = None,
 ) -> SweepResult:
     """Run GD from every init at every step size and record loss, sharpness and observables.
 
@@ -160,7 +176,10 @@ def sweep(
             (``metadata["params_layout"]``): fewer kernels per step, the same bits.
         dtype: ``jnp.float32`` (default) or ``jnp.float64`` (x64 is enabled for this call only).
         divergence_threshold: a run diverges when its loss is non-finite or exceeds this.
-        progress: ``True`` for a tqdm bar over chunks, or a callback ``(done, total)``.
+        progress: ``True`` for a tqdm bar (the ``progress`` extra) in run-steps with an ETA, which moves
+            while the program runs (~100 host callbacks per chunk, outside the vmap: the results are
+            bitwise the same); or a callback ``(done, total)`` called on the host after each of the
+            ``total`` pieces (chunks, or their segments with ``checkpoint_every``).
         out_dir: a folder in which to save each finished chunk (atomically, as ``.npz``) next to a
             ``manifest.json`` holding hashes of the whole configuration. Calling again with the same
             arguments loads the finished chunks instead of recomputing them, and returns a result
@@ -175,6 +194,9 @@ def sweep(
             state, warm-start vectors, status) and its records so far every this many steps (a
             multiple of ``record.every``), so a long sweep killed mid-chunk resumes from its last
             checkpoint instead of the chunk's start. The result is bitwise the same as without.
+        max_result_bytes: refuse (``ValueError``, before compiling) a sweep whose result (records,
+            finals and final parameters of every run, twice that while chunks are joined) is
+            estimated above this many bytes; default: 3/4 of the host's available RAM.
 
     Returns:
         a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
@@ -190,13 +212,14 @@ def sweep(
     with jax.enable_x64(x64):
         return _sweep(
             problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-            divergence_threshold, progress, out_dir, memory_budget_bytes, checkpoint_every,
+            divergence_threshold, progress, out_dir, memory_budget_bytes, checkpoint_every, max_result_bytes,
         )  # fmt: skip
 
 
 def _sweep(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
     divergence_threshold, progress, out_dir=None, memory_budget_bytes=None, checkpoint_every=None,
+    max_result_bytes=None,
 ) -> SweepResult:  # fmt: skip
     args = check_sweep_args(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
@@ -205,10 +228,13 @@ def _sweep(
     lrs_np, inits_np, budgets_np, num_steps = args.lrs, args.inits, args.budgets, args.num_steps
     chunk_size, batch_size = args.chunk_size, args.batch_size
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
+    if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
+        raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")
     n_lr, n_init = budgets_np.shape
     problem = _cast_problem(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
     check_problem(problem, one_init)
+    check_optimizer(optimizer, one_init, lrs_np)
     num_params = ravel_pytree(one_init)[0].size
     sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
     trajectory = Trajectory(
@@ -240,6 +266,14 @@ def _sweep(
         # and so a run's bits, depend on the vmap width, and must not change with chunk_size
         chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
     n_chunks = -(-n_runs // chunk)
+    itemsize = max(dtype.itemsize, 0 if sdt is None else sdt.itemsize)
+    estimate = result_bytes(
+        n_runs, trajectory.num_records, record_fields(problem, one_init, trajectory), num_params, itemsize, n_chunks
+    )
+    budget = max_result_bytes
+    if budget is None and (available := available_host_memory()) is not None:
+        budget = 3 * available // 4
+    check_result_fits(estimate, budget, n_runs, trajectory.num_records, record.every)
     flat = np.arange(n_chunks * chunk)
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)
@@ -260,7 +294,7 @@ def _sweep(
     store = None
     if out_dir is not None:
         config = resume_config(
-            problem, lrs_np, inits_np, budgets_np, num_steps, record, trajectory, optimizer, dtype,
+            problem, one_init, lrs_np, inits_np, budgets_np, num_steps, record, trajectory, dtype,
             divergence_threshold, chunk, batch_size,
         )  # fmt: skip
         store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
@@ -272,38 +306,42 @@ def _sweep(
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
         one = jax.tree.map(lambda a: a[:1], run_inits)
         state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], one))
-    report = _progress(progress, n_chunks * len(starts))
-    pieces = []
-    for c in range(n_chunks):
-        piece = None if store is None else store.load(c)
-        if piece is None:
-            sl = slice(c * chunk, (c + 1) * chunk)
-            lr_idx, init_idx = place((lr_idx_all[sl].astype(np.int32), init_idx_all[sl].astype(np.int32)), mesh, True)
-            parts, state = [], None
-            if state_def is not None:  # resume this chunk from its last saved carry
-                saved = store.load_carry(c, seg, state_def)
-                if saved is not None:
-                    parts, state = saved[0], place(saved[1], mesh, True)
-            for s, r0 in enumerate(starts):
-                if s < len(parts):
-                    continue
-                last = s == len(starts) - 1
-                records, rest = _run_chunk(
-                    trajectory, run_problem, lrs_dev, run_inits, budgets_dev, lr_idx, init_idx, threshold,
-                    batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
-                )  # fmt: skip
-                parts.append(to_host(records))
-                if not last:
-                    state = rest
-                    if store is not None:
-                        store.save_carry(c, s, seg, parts[-1], to_host(state))
-                    report(c * len(starts) + s + 1)
-            records = {n: parts[0][n] if len(parts) == 1 else np.concatenate([p[n] for p in parts]) for n in parts[0]}
-            piece = (records, *to_host(rest))
-            if store is not None:
-                store.save(c, piece)
-        pieces.append(piece)
-        report((c + 1) * len(starts))
+    report = Progress(progress, n_chunks * len(starts), n_runs * num_steps)
+    try:
+        pieces = []
+        for c in range(n_chunks):
+            piece = None if store is None else store.load(c)
+            if piece is None:
+                sl = slice(c * chunk, (c + 1) * chunk)
+                lr_idx, init_idx = place((lr_idx_all[sl].astype(np.int32), init_idx_all[sl].astype(np.int32)), mesh, True)
+                parts, state = [], None
+                if state_def is not None:  # resume this chunk from its last saved carry
+                    saved = store.load_carry(c, seg, state_def)
+                    if saved is not None:
+                        parts, state = saved[0], place(saved[1], mesh, True)
+                for s, r0 in enumerate(starts):
+                    if s < len(parts):
+                        continue
+                    last = s == len(starts) - 1
+                    records, rest = _run_chunk(
+                        trajectory, run_problem, lrs_dev, run_inits, budgets_dev, lr_idx, init_idx, threshold,
+                        batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
+                        np.int32(report.token), report.ticks,
+                    )  # fmt: skip
+                    parts.append(to_host(records))
+                    if not last:
+                        state = rest
+                        if store is not None:
+                            store.save_carry(c, s, seg, parts[-1], to_host(state))
+                        report.piece_done(c * len(starts) + s + 1)
+                records = {n: parts[0][n] if len(parts) == 1 else np.concatenate([p[n] for p in parts]) for n in parts[0]}
+                piece = (records, *to_host(rest))
+                if store is not None:
+                    store.save(c, piece)
+            pieces.append(piece)
+            report.piece_done((c + 1) * len(starts))
+    finally:
+        report.close()
     join = lambda axis: lambda *xs: (xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis))  # noqa: E731
     records = {n: join(1)(*[p[0][n] for p in pieces])[:, :n_runs] for n in pieces[0][0]}
     final, params, alive, diverged_at = jax.tree.map(lambda *xs: join(0)(*xs)[:n_runs], *[p[1:] for p in pieces])
@@ -311,6 +349,12 @@ def _sweep(
     grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
     status = np.where(grid(alive), 0, 1).astype(np.int8)
     diverged_step = np.where(status == 1, grid(diverged_at).astype(float), np.nan)
+    if np.all(diverged_step == 0):
+        warnings.warn(
+            "every run diverged at step 0: the loss is non-finite or above divergence_threshold at every "
+            "init; check the loss function and the inits",
+            stacklevel=3,
+        )
     return SweepResult(
         lrs=lrs_np,
         steps=np.arange(0, num_steps + 1, record.every),
@@ -336,25 +380,6 @@ def _cast_problem(problem: AbstractProblem, dtype) -> AbstractProblem:
     """Cast the problem's floating-point arrays (data, family parameters) to the sweep dtype."""
     cast = lambda a: a.astype(dtype) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
     return jax.tree.map(cast, problem)
-
-
-def _progress(progress, total: int) -> Callable[[int], None]:
-    if callable(progress):
-        return lambda done: progress(done, total)
-    if not progress:
-        return lambda done: None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("progress=True needs tqdm: pip install 'sweepjax[progress]'") from e
-    bar = tqdm(total=total, unit="chunk")
-
-    def update(done: int) -> None:
-        bar.update(done - bar.n)
-        if done == total:
-            bar.close()
-
-    return update
 
 
 def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size) -> dict[str, Any]:

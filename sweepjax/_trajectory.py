@@ -49,7 +49,8 @@ class Trajectory(eqx.Module):
     num_steps: int = eqx.field(static=True)
     sharpness_dtype: Any = eqx.field(static=True, default=None)  # None: the training dtype
 
-    def _transform(self, lr) -> tuple[optax.GradientTransformation | None, Any]:
+    def transform(self, lr) -> tuple[optax.GradientTransformation | None, Any]:
+        """(the optax transform at step size η, or None for GD; the factor its update is scaled by)."""
         if self.optimizer is None:
             return None, -lr
         if isinstance(self.optimizer, optax.GradientTransformation):
@@ -57,7 +58,7 @@ class Trajectory(eqx.Module):
         return self.optimizer(lr), 1.0
 
     def init_state(self, problem: AbstractProblem, lr, params: Params) -> RunState:
-        tx, _ = self._transform(lr)
+        tx, _ = self.transform(lr)
         flat = ravel_pytree(params)[0]
         # a fixed, generic start vector (not an eigenvector of structured Hessians)
         dtype = flat.dtype if self.sharpness_dtype is None else self.sharpness_dtype
@@ -72,7 +73,7 @@ class Trajectory(eqx.Module):
 
     def step(self, problem: AbstractProblem, lr, threshold, budget, state: RunState, t) -> RunState:
         """θ ← θ + s ⊙ u with u = −η∇f(θ) (or the optimizer's update); freeze on divergence."""
-        tx, factor = self._transform(lr)
+        tx, factor = self.transform(lr)
         loss, grad = jax.value_and_grad(problem.loss)(state.params)
         if tx is None:
             updates, opt_state = grad, state.opt_state
@@ -138,10 +139,12 @@ class Trajectory(eqx.Module):
         state: RunState,
         t_start: Int[Array, ""],
         n_records: int,
+        on_record: Callable[[Int[Array, ""]], None] | None = None,
     ) -> tuple[dict[str, Array], dict[str, Array], RunState]:
         """Record at t = t_start, t_start + k, … (n_records times), taking k steps after each record
         before T. Returns the records (n_record, b) (time-major, NaN past each run's budget), the
-        unmasked measurement at the last of them (b,) and the carried states.
+        unmasked measurement at the last of them (b,) and the carried states. ``on_record(i)`` (if
+        given) is called in the loop body after the i-th record's steps, once for the whole batch.
 
         A whole trajectory is one segment from t = 0 with T/k + 1 records; consecutive segments
         compute the same steps in the same loop body, so the carry can be saved in between.
@@ -160,6 +163,8 @@ class Trajectory(eqx.Module):
             rec, state = measure(state)
             # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
             state = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0)
+            if on_record is not None:
+                on_record((t0 - t_start) // k)
             # masked here, not after the scan: no second pass over every record
             return (state, rec), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ._record import Record
 from .problems._base import AbstractProblem
@@ -93,6 +96,14 @@ def check_sweep_args(
     if not isinstance(record, Record):
         raise TypeError(f"record must be a sweepjax.Record, got {type(record).__name__}")
     lrs_np = check_lrs(lrs)
+    with np.errstate(over="ignore", under="ignore"):
+        cast = lrs_np.astype(dtype)
+    bad = ~np.isfinite(cast) | (cast <= 0)
+    if bad.any():
+        raise ValueError(
+            f"lrs must be finite and positive in the sweep dtype {np.dtype(dtype)}: {lrs_np[bad][:3].tolist()} "
+            f"become {cast[bad][:3].tolist()}; use smaller or larger step sizes, or dtype=jnp.float64"
+        )
     inits_np = check_inits(inits, problem, dtype)
     n_lr, n_init = lrs_np.shape[0], jax.tree.leaves(inits_np)[0].shape[0]
     if lrs_np.ndim == 2 and lrs_np.shape[1] != n_init:
@@ -127,7 +138,7 @@ def check_sweep_args(
     if num_steps % every:
         raise ValueError(f"num_steps={num_steps} must be a multiple of record.every={every}")
     if budgets is None:
-        budgets = np.full((n_lr, n_init), num_steps, np.int64)
+        budgets = np.broadcast_to(np.int64(num_steps), (n_lr, n_init))  # a view: no n_runs-sized array yet
     elif np.any(budgets > num_steps):
         raise ValueError(f"max_steps must not exceed num_steps={num_steps}, got max {int(budgets.max())}")
 
@@ -169,6 +180,43 @@ def check_problem(problem: AbstractProblem, one_init) -> None:
             raise TypeError(f"observable {name!r} must be a scalar, got shape {getattr(value, 'shape', value)}")
         if name in ("loss", "sharpness", "sharpness_residual"):
             raise ValueError(f"observable name {name!r} clashes with a built-in record")
+
+
+def check_optimizer(optimizer, one_init, lrs: np.ndarray) -> None:
+    """Warn where an optax optimizer is probably not what was meant, from its first update u of the
+    probe gradient g = 1 at θ₀: a direction (applied as −η·u) must point along g (u·g > 0); a factory
+    η ↦ transform must give updates that depend on η."""
+    if optimizer is None:
+        return
+    g = jax.tree.map(jnp.ones_like, one_init)
+
+    def first_update(tx: optax.GradientTransformation):
+        return tx.update(g, tx.init(one_init), one_init)[0]
+
+    try:
+        if isinstance(optimizer, optax.GradientTransformation):
+            along = float(sum(jnp.vdot(u, d) for u, d in zip(jax.tree.leaves(first_update(optimizer)), jax.tree.leaves(g))))
+            if along < 0:
+                warnings.warn(
+                    "optimizer is applied as a direction u (θ ← θ − η·u), but its update points against the "
+                    "gradient: it already scales by its own negative learning rate (e.g. optax.adam(1e-3)), so "
+                    "each step is scaled twice. Pass a factory, optimizer=lambda lr: optax.adam(lr), or a "
+                    "direction such as optax.scale_by_adam()",
+                    stacklevel=4,
+                )
+            return
+        lo, hi = float(lrs.min()), float(lrs.max())
+        hi = 2 * lo if hi == lo else hi
+        u_lo, u_hi = (first_update(optimizer(jnp.asarray(lr, ravel_pytree(one_init)[0].dtype))) for lr in (lo, hi))
+    except Exception:  # an optimizer the probe cannot drive: the sweep itself reports real errors
+        return
+    if all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(u_lo), jax.tree.leaves(u_hi))):
+        warnings.warn(
+            f"optimizer is a factory lr -> transform, but its first update is the same at lr={lo:g} and lr={hi:g}: "
+            "the step size is ignored and every lr gives the same runs; use the lr it is called with, "
+            "e.g. optimizer=lambda lr: optax.sgd(lr, momentum=0.9)",
+            stacklevel=4,
+        )
 
 
 def check_checkpoint_every(checkpoint_every, every: int, out_dir) -> None:

@@ -1,24 +1,41 @@
 """Matplotlib views of a SweepResult. Every function takes an ``ax`` (made when None) and returns it."""
 
-from __future__ import annotations
+from __future__ import annotations as _annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-import numpy as np
+import numpy as _np
 
-from . import theory
+from . import theory as _theory
+from ._phases import Phase as _Phase
+from ._phases import _lr_grid
+from ._phases import classify as _classify
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public names are its __all__
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    import numpy as np
     from matplotlib.axes import Axes
 
+    from ._phases import Phase
     from ._result import SweepResult
 
-#: an overlay curve: a function of η, or (function, legend label)
-Overlay = Callable[[np.ndarray], Any] | tuple[Callable[[np.ndarray], Any], str]
+    #: an overlay curve: a function of η, or (function, legend label)
+    Overlay = Callable[[np.ndarray], Any] | tuple[Callable[[np.ndarray], Any], str]
 
-_KNOWN_LABELS = {theory.eos_limit: "2/η"}
-DIVERGED_COLOR = "#ff00ff"
+__all__ = ["phase_diagram", "phase_map", "trajectories", "versus_prediction"]
+
+_KNOWN_LABELS = {_theory.eos_limit: "2/η"}
+_DIVERGED_COLOR = "#ff00ff"
+#: phase_map's default colour and legend name of each phase
+_PHASE_STYLE = {
+    _Phase.STABLE: ("#4c72b0", "stable"),
+    _Phase.LAZY: ("#c7c7c7", "lazy"),
+    _Phase.EOS: ("#dd8452", "EoS"),
+    _Phase.CATAPULT: ("#55a868", "catapult"),
+    _Phase.DIVERGED: (_DIVERGED_COLOR, "diverged"),
+}
 
 
 def _new_axes(n: int = 1, **kwargs):
@@ -35,7 +52,7 @@ def _grid_quantity(result: SweepResult, quantity) -> tuple[np.ndarray, str]:
             values = result[quantity]
         except KeyError:
             values = getattr(result, quantity, None)
-            if not isinstance(values, np.ndarray):
+            if not isinstance(values, _np.ndarray):
                 raise ValueError(
                     f"unknown quantity {quantity!r}: records {sorted(result.records)}, "
                     f"finals {['final_' + k for k in result.final]}, or diverged_step/num_steps/status"
@@ -43,7 +60,7 @@ def _grid_quantity(result: SweepResult, quantity) -> tuple[np.ndarray, str]:
         label = quantity
     else:
         values, label = quantity, ""
-    values = np.asarray(values, dtype=float)
+    values = _np.asarray(values, dtype=float)
     if values.shape != tuple(result.shape):
         is_record = values.shape[:2] == tuple(result.shape)
         hint = " (a record: pick 'final_<name>' or 'initial_<name>')" if is_record else ""
@@ -55,36 +72,38 @@ def _init_coordinate(result: SweepResult, y) -> tuple[np.ndarray, str]:
     """(the (n_init,) coordinate labelling each init, its axis label)."""
     n_init = result.shape[1]
     if y is None:
-        return np.arange(n_init, dtype=float), "init index"
+        return _np.arange(n_init, dtype=float), "init index"
     if isinstance(y, str):
         name = y if y.startswith("initial_") else "initial_" + y
         try:
-            grid = np.asarray(result[name], dtype=float)
+            grid = _np.asarray(result[name], dtype=float)
         except KeyError:
             raise ValueError(f"y={y!r} is not a record; known records {sorted(result.records)}") from None
-        coord = np.fmax.reduce(grid, axis=0)  # the same in every row; NaN only where no run recorded it
+        coord = _np.fmax.reduce(grid, axis=0)  # the same in every row; NaN only where no run recorded it
         label = y[len("initial_") :] if y.startswith("initial_") else y
         label = f"initial {label}"
     else:
-        coord, label = np.asarray(y, dtype=float), ""
+        coord, label = _np.asarray(y, dtype=float), ""
     if coord.shape != (n_init,):
         raise ValueError(f"y must give one value per init, shape ({n_init},), got {coord.shape}")
-    if not np.all(np.isfinite(coord)):
+    if not _np.all(_np.isfinite(coord)):
         raise ValueError("y has non-finite values (an init whose coordinate is unknown)")
     return coord, label
 
 
-def cell_edges(centers: np.ndarray, log: bool = False) -> np.ndarray:
+def _cell_edges(centers: np.ndarray, log: bool = False) -> np.ndarray:
     """Edges of cells around sorted centers: midpoints (geometric when ``log``), ends mirrored."""
-    c = np.asarray(centers, dtype=float)
+    c = _np.asarray(centers, dtype=float)
     if log:
-        if np.any(c <= 0):
+        if _np.any(c <= 0):
             raise ValueError("a log-scale axis needs positive coordinates")
-        return np.exp(cell_edges(np.log(c), log=False))
+        return _np.exp(_cell_edges(_np.log(c), log=False))
     if c.size == 1:
-        return np.array([c[0] - 0.5, c[0] + 0.5])
+        return _np.array([c[0] - 0.5, c[0] + 0.5])
     mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+    return _np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+
+
 
 
 def _is_pair(item) -> bool:
@@ -106,6 +125,88 @@ def _overlays(overlay) -> list[tuple[Callable, str | None]]:
     return out
 
 
+class _Grid(_typing.NamedTuple):
+    """The runs laid out for drawing: row i is the i-th init by its coordinate, columns by ascending η."""
+
+    lr_index: np.ndarray  #: (n_init, n_lr) the lr row of each cell
+    init_index: np.ndarray  #: (n_init, 1) the init of each row
+    x: np.ndarray  #: (n_init, n_lr) each cell's step size
+    y: np.ndarray  #: (n_init,) each row's init coordinate
+    x_edges: np.ndarray  #: (n_init, n_lr + 1) each row's own η cell edges
+    y_edges: np.ndarray  #: (n_init + 1,)
+
+    @property
+    def rectilinear(self) -> bool:
+        """Every row has the same step sizes (a shared (n_lr,) column, or equal per-init columns)."""
+        return bool(_np.all(self.x == self.x[:1]))
+
+    def take(self, a) -> np.ndarray:
+        """An (n_lr, n_init) per-run array in this layout, (n_init, n_lr)."""
+        return _np.asarray(a)[self.lr_index, self.init_index]
+
+
+def _layout(result: SweepResult, coord: np.ndarray, log_x: bool, log_y: bool) -> _Grid:
+    lrs = _lr_grid(result)  # (n_lr, n_init), also for a shared (n_lr,) column
+    init_order = _np.argsort(coord, kind="stable")
+    lr_index = _np.argsort(lrs, axis=0, kind="stable").T[init_order]
+    init_index = init_order[:, None]
+    x = lrs[lr_index, init_index]
+    y = coord[init_order]
+    x_edges = _np.stack([_cell_edges(row, log_x) for row in x])
+    return _Grid(lr_index, init_index, x, y, x_edges, _cell_edges(y, log_y))
+
+
+def _draw_cells(ax: Axes, grid: _Grid, data: np.ma.MaskedArray, cmap, norm, kwargs: dict):
+    """Draw (n_init, n_lr) ``data``: a QuadMesh on a shared η grid, else one rectangle per run."""
+    if grid.rectilinear:
+        return ax.pcolormesh(grid.x_edges[0], grid.y_edges, data, cmap=cmap, norm=norm, **kwargs)
+    from matplotlib.collections import PolyCollection
+
+    x0, x1 = grid.x_edges[:, :-1], grid.x_edges[:, 1:]
+    y0 = _np.broadcast_to(grid.y_edges[:-1, None], x0.shape)
+    y1 = _np.broadcast_to(grid.y_edges[1:, None], x0.shape)
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    verts = _np.stack([_np.stack(c, axis=-1) for c in corners], axis=-2).reshape(-1, 4, 2)
+    kwargs = dict(kwargs)
+    kwargs.pop("shading", None)  # (a pcolormesh option; these cells are flat)
+    vmin, vmax = kwargs.pop("vmin", None), kwargs.pop("vmax", None)
+    kwargs.setdefault("edgecolors", "none")
+    kwargs.setdefault("antialiaseds", False)
+    cells = PolyCollection(verts, array=data.ravel(), cmap=cmap, norm=norm, **kwargs)
+    if vmin is not None or vmax is not None:
+        cells.set_clim(vmin, vmax)
+    cells.autoscale_None()
+    ax.add_collection(cells)
+    return cells
+
+
+def _draw_overlays(ax: Axes, overlay, grid: _Grid, log_x: bool) -> list:
+    lo, hi = grid.x_edges.min(), grid.x_edges.max()
+    handles = []
+    if overlay is not None:
+        xs = _np.geomspace(lo, hi, 512) if log_x else _np.linspace(lo, hi, 512)
+        for fn, name in _overlays(overlay):
+            curve = _np.broadcast_to(_np.asarray(fn(xs), dtype=float), xs.shape)
+            (line,) = ax.plot(xs, curve, color="white", lw=1.8, ls="--", label=name)
+            line.set_path_effects(_outline())
+            if name:
+                handles.append(line)
+    return handles
+
+
+def _finish(ax: Axes, grid: _Grid, log_x: bool, log_y: bool, ylabel: str, handles: list) -> None:
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
+    ax.set_xlim(grid.x_edges.min(), grid.x_edges.max())
+    ax.set_ylim(grid.y_edges[0], grid.y_edges[-1])
+    ax.set_xlabel("step size η")
+    ax.set_ylabel(ylabel)
+
+
 def phase_diagram(
     result: SweepResult,
     quantity: str | np.ndarray = "final_sharpness",
@@ -118,13 +219,21 @@ def phase_diagram(
     cmap: Any = "viridis",
     norm: Any = None,
     mask_diverged: bool = True,
-    diverged_color: Any = DIVERGED_COLOR,
+    diverged_color: Any = _DIVERGED_COLOR,
     colorbar: bool = True,
     label: str | None = None,
     contours: int | Sequence[float] | None = None,
     **pcolormesh_kwargs,
 ) -> Axes:
     """Heatmap of a per-run quantity over step size η (x) and an init coordinate (y).
+
+    Each run is a cell: its init's row (edges midway between neighbouring init coordinates) by the
+    η-cell around its own step size (edges midway, geometrically under ``log_x``, between the
+    neighbouring step sizes of the same init). With a shared (n_lr,) column of step sizes the cells
+    form a rectilinear grid, drawn with ``pcolormesh``. With per-init columns (``lrs`` shaped
+    (n_lr, n_init)) each row has its own η grid, so cells of neighbouring rows share no corners:
+    every run is then its own rectangle (a ``PolyCollection``), rather than a curvilinear mesh
+    whose quads would join the η of one init to that of the next.
 
     Args:
         result: a ``SweepResult``.
@@ -144,24 +253,23 @@ def phase_diagram(
         colorbar: add a colour bar labelled ``label`` (default: the quantity's name).
         contours: level lines over the map: a number of levels (evenly spaced in the colour
             normalisation, so geometric under ``norm="log"``) or the levels themselves.
-        **pcolormesh_kwargs: passed on (``vmin``, ``vmax``, ``shading``…).
+        **pcolormesh_kwargs: passed on to ``pcolormesh`` (``vmin``, ``vmax``, ``shading``…), or to
+            the ``PolyCollection`` for per-init columns (``vmin``/``vmax`` set its limits).
 
     Returns:
         the axes; the heatmap is its first ``QuadMesh`` (array shaped (n_init, n_lr), rows
-        sorted by the init coordinate, columns by η).
+        sorted by the init coordinate, columns by η), or for per-init columns its first
+        ``PolyCollection`` (one rectangle per run, the same (n_init, n_lr) array flattened row by row).
     """
     import matplotlib.colors as mcolors
     import matplotlib.patches as mpatches
 
     values, qlabel = _grid_quantity(result, quantity)
     coord, ylabel = _init_coordinate(result, y)
-    lrs = np.asarray(result.lrs, dtype=float)
-    lr_order, init_order = np.argsort(lrs, kind="stable"), np.argsort(coord, kind="stable")
-    lrs, coord = lrs[lr_order], coord[init_order]
-    values = values[np.ix_(lr_order, init_order)]
-    diverged = np.asarray(result.diverged)[np.ix_(lr_order, init_order)]
-    hide = ~np.isfinite(values) | (diverged if mask_diverged else False)
-    data = np.ma.masked_array(values, mask=hide).T  # (n_init, n_lr): rows are y, columns are x
+    grid = _layout(result, coord, log_x, log_y)
+    values, diverged = grid.take(values), grid.take(result.diverged)
+    hide = ~_np.isfinite(values) | (diverged if mask_diverged else False)
+    data = _np.ma.masked_array(values, mask=hide)  # (n_init, n_lr): rows are y, columns are x
 
     if ax is None:
         ax = _new_axes()[0]
@@ -170,43 +278,107 @@ def phase_diagram(
         if norm != "log":
             raise ValueError(f"norm must be 'log', None or a matplotlib Normalize, got {norm!r}")
         norm = mcolors.LogNorm()
-    x_edges, y_edges = cell_edges(lrs, log_x), cell_edges(coord, log_y)
-    mesh = ax.pcolormesh(x_edges, y_edges, data, cmap=cmap, norm=norm, **pcolormesh_kwargs)
-    if log_x:
-        ax.set_xscale("log")
-    if log_y:
-        ax.set_yscale("log")
-    if contours is not None and min(data.shape) >= 2 and np.any(~data.mask):
+    mesh = _draw_cells(ax, grid, data, cmap, norm, pcolormesh_kwargs)
+    if contours is not None and min(data.shape) >= 2 and _np.any(~data.mask):
         if isinstance(contours, int) and not isinstance(contours, bool):
-            levels = mesh.norm.inverse(np.linspace(0.0, 1.0, contours + 2)[1:-1])
+            levels = mesh.norm.inverse(_np.linspace(0.0, 1.0, contours + 2)[1:-1])
         else:
-            levels = np.sort(np.asarray(contours, dtype=float))
-        cs = ax.contour(lrs, coord, data, levels=np.asarray(levels), colors="white", linewidths=0.7, alpha=0.7)
+            levels = _np.sort(_np.asarray(contours, dtype=float))
+        ys = _np.broadcast_to(grid.y[:, None], grid.x.shape)
+        cs = ax.contour(grid.x, ys, data, levels=_np.asarray(levels), colors="white", linewidths=0.7, alpha=0.7)
         ax.clabel(cs, fontsize="x-small", fmt="%.3g")
 
-    handles = []
-    if overlay is not None:
-        grid = np.geomspace(x_edges[0], x_edges[-1], 512) if log_x else np.linspace(x_edges[0], x_edges[-1], 512)
-        for fn, name in _overlays(overlay):
-            curve = np.broadcast_to(np.asarray(fn(grid), dtype=float), grid.shape)
-            (line,) = ax.plot(grid, curve, color="white", lw=1.8, ls="--", label=name)
-            line.set_path_effects(_outline())
-            if name:
-                handles.append(line)
-    if np.any(diverged & mask_diverged):
+    handles = _draw_overlays(ax, overlay, grid, log_x)
+    if _np.any(diverged & mask_diverged):
         n = int(diverged.sum())
         handles.append(mpatches.Patch(color=diverged_color, label=f"diverged ({n}/{diverged.size})"))
-    if handles:
-        ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
-    ax.set_xlim(x_edges[0], x_edges[-1])
-    ax.set_ylim(y_edges[0], y_edges[-1])
-    ax.set_xlabel("step size η")
-    ax.set_ylabel(ylabel)
+    _finish(ax, grid, log_x, log_y, ylabel, handles)
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, label=qlabel if label is None else label)
     return ax
 
 
+def _phase_codes(result: SweepResult, phases, classify_kwargs: dict) -> np.ndarray:
+    if phases is None:
+        return _classify(result, **classify_kwargs)
+    if classify_kwargs:
+        raise ValueError(f"classify keywords {sorted(classify_kwargs)} are used only when phases is None")
+    codes = _np.asarray(phases)
+    if codes.shape != tuple(result.shape):
+        raise ValueError(f"phases must have shape (n_lr, n_init)={tuple(result.shape)}, got {codes.shape}")
+    if not _np.issubdtype(codes.dtype, _np.integer):
+        raise ValueError(f"phases must be integer Phase codes (sj.classify's output), got dtype {codes.dtype}")
+    unknown = sorted(set(_np.unique(codes).tolist()) - {int(p) for p in _Phase})
+    if unknown:
+        raise ValueError(f"phases has codes {unknown} that are not Phase values {[int(p) for p in _Phase]}")
+    return codes
+
+
+def phase_map(
+    result: SweepResult,
+    phases: np.ndarray | None = None,
+    ax: Axes | None = None,
+    *,
+    y: str | np.ndarray | None = None,
+    overlay: Overlay | Sequence[Overlay] | None = None,
+    log_x: bool = True,
+    log_y: bool = False,
+    colors: Mapping[Phase, Any] | None = None,
+    legend: bool = True,
+    **classify_kwargs,
+) -> Axes:
+    """Categorical map of each run's ``Phase`` over step size η (x) and an init coordinate (y).
+
+    One colour per phase (STABLE, LAZY, EOS, CATAPULT, DIVERGED), the cells laid out as in
+    ``phase_diagram`` (per-init step-size columns included), and a legend naming the phases present
+    with their run counts.
+
+    Args:
+        result: a ``SweepResult`` (it gives the coordinates).
+        phases: (n_lr, n_init) ``Phase`` codes, e.g. ``sj.classify(result, curvature="ntk", edge=8)``;
+            None classifies ``result`` here with ``classify_kwargs``.
+        ax, y, overlay, log_x, log_y: as in ``phase_diagram``.
+        colors: ``{Phase: colour}`` overriding the defaults (diverged runs default to
+            ``phase_diagram``'s diverged colour).
+        legend: add the legend of phases (and of named overlays).
+        **classify_kwargs: ``classify``'s thresholds (``curvature``, ``edge``, ...), when ``phases`` is None.
+
+    Returns:
+        the axes; the map is its first ``QuadMesh`` (or ``PolyCollection`` for per-init columns)
+        with the codes as its (n_init, n_lr) array, a ``ListedColormap`` of one colour per phase
+        and a ``BoundaryNorm`` at the half-integers, so code k is drawn in the colour of ``Phase(k)``.
+
+    Example:
+        ```python
+        sj.plot.phase_map(res, curvature="ntk", edge=8, overlay=(lambda lr: 8 / lr, "8/η"))
+        ```
+    """
+    import matplotlib.colors as mcolors
+    import matplotlib.patches as mpatches
+
+    codes = _phase_codes(result, phases, classify_kwargs)
+    chosen = {p: style[0] for p, style in _PHASE_STYLE.items()}
+    for key, color in (colors or {}).items():
+        if isinstance(key, bool) or not isinstance(key, int) or key not in {int(p) for p in _Phase}:
+            raise ValueError(f"colors keys must be Phase members, got {key!r}")
+        chosen[_Phase(key)] = mcolors.to_rgba(color)
+    coord, ylabel = _init_coordinate(result, y)
+    grid = _layout(result, coord, log_x, log_y)
+    data = _np.ma.masked_array(grid.take(codes).astype(float), mask=False)
+    cmap = mcolors.ListedColormap([chosen[p] for p in _Phase], name="phases")
+    norm = mcolors.BoundaryNorm(_np.arange(len(_Phase) + 1) - 0.5, len(_Phase))
+
+    if ax is None:
+        ax = _new_axes()[0]
+    _draw_cells(ax, grid, data, cmap, norm, {})
+    handles = [
+        mpatches.Patch(color=chosen[p], label=f"{_PHASE_STYLE[p][1]} ({int(n)})")
+        for p in _Phase
+        if (n := _np.count_nonzero(codes == p))
+    ]
+    handles += _draw_overlays(ax, overlay, grid, log_x)
+    _finish(ax, grid, log_x, log_y, ylabel, handles if legend else [])
+    return ax
 def _get_cmap(cmap):
     import matplotlib
 
@@ -220,10 +392,10 @@ def _outline():
 
 
 def _as_indices(index, size: int, name: str) -> np.ndarray:
-    idx = np.atleast_1d(np.asarray(index))
-    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+    idx = _np.atleast_1d(_np.asarray(index))
+    if idx.ndim != 1 or idx.size == 0 or not _np.issubdtype(idx.dtype, _np.integer):
         raise ValueError(f"{name} must be an int or a non-empty sequence of ints, got {index!r}")
-    if np.any((idx < -size) | (idx >= size)):
+    if _np.any((idx < -size) | (idx >= size)):
         raise ValueError(f"{name}={index!r} out of range for {size} entries")
     return idx % size
 
@@ -261,7 +433,7 @@ def trajectories(
     ii = _as_indices(init_index, n_init, "init_index")
     if li.size != ii.size and 1 not in (li.size, ii.size):
         raise ValueError(f"lr_index and init_index have different lengths ({li.size} and {ii.size})")
-    li, ii = np.broadcast_arrays(li, ii)
+    li, ii = _np.broadcast_arrays(li, ii)
     for q in quantities:
         if q not in result.records:
             raise ValueError(f"unknown record {q!r}; known records {sorted(result.records)}")
@@ -269,21 +441,22 @@ def trajectories(
     if ax is None:
         axes = _new_axes(len(quantities), sharex=True, figsize=(6.4, 2.6 * len(quantities)))
     else:
-        axes = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
+        axes = [ax] if not isinstance(ax, (list, tuple, _np.ndarray)) else list(_np.ravel(ax))
         if len(axes) != len(quantities):
             raise ValueError(f"got {len(axes)} axes for {len(quantities)} quantities")
-    steps = np.asarray(result.steps)
+    steps = _np.asarray(result.steps)
+    lrs = _lr_grid(result)  # each run's own η, also for per-init columns
     for a, q in zip(axes, quantities):
-        data = np.asarray(result[q], dtype=float)
+        data = _np.asarray(result[q], dtype=float)
         for k, (i, j) in enumerate(zip(li, ii)):
             color = f"C{k % 10}"
-            a.plot(steps, data[i, j], color=color, lw=1.2, label=f"η={result.lrs[i]:.3g}, init {j}")
+            a.plot(steps, data[i, j], color=color, lw=1.2, label=f"η={lrs[i, j]:.3g}, init {j}")
             if eos_line and q == "sharpness":
-                a.axhline(float(theory.eos_limit(float(result.lrs[i]))), color=color, ls="--", lw=1.0)
+                a.axhline(float(_theory.eos_limit(float(lrs[i, j]))), color=color, ls="--", lw=1.0)
         if q == "loss" and log_loss:
             shown = data[li, ii]
-            shown = shown[np.isfinite(shown)]
-            if shown.size and np.all(shown > 0):
+            shown = shown[_np.isfinite(shown)]
+            if shown.size and _np.all(shown > 0):
                 a.set_yscale("log")
         a.set_ylabel(q + (" (dashed: 2/η)" if eos_line and q == "sharpness" else ""))
     axes[-1].set_xlabel("step t")
@@ -312,21 +485,21 @@ def versus_prediction(
         shuffled order.
     """
     measured, qlabel = _grid_quantity(result, quantity)
-    predicted = np.broadcast_to(np.asarray(predicted, dtype=float), measured.shape)
-    ok = theory.within_tolerance(measured, predicted, rtol)
-    show = np.isfinite(measured) & np.isfinite(predicted)
+    predicted = _np.broadcast_to(_np.asarray(predicted, dtype=float), measured.shape)
+    ok = _theory.within_tolerance(measured, predicted, rtol)
+    show = _np.isfinite(measured) & _np.isfinite(predicted)
     if log:
         show &= (measured > 0) & (predicted > 0)
     if ax is None:
         ax = _new_axes()[0]
     if color is None:
-        c = np.where(ok, "C0", "C3")[show]
+        c = _np.where(ok, "C0", "C3")[show]
     else:
-        c = np.broadcast_to(np.asarray(color), measured.shape)[show]
-    order = np.random.default_rng(0).permutation(int(show.sum()))  # no group of points hides another
+        c = _np.broadcast_to(_np.asarray(color), measured.shape)[show]
+    order = _np.random.default_rng(0).permutation(int(show.sum()))  # no group of points hides another
     x, y = predicted[show][order], measured[show][order]
     ax.scatter(x, y, c=c[order], s=4, alpha=0.5, linewidths=0, rasterized=True)
-    both = np.concatenate([predicted[show], measured[show]])
+    both = _np.concatenate([predicted[show], measured[show]])
     if both.size:
         lo, hi = both.min(), both.max()
         pad = (hi / lo) ** 0.03 if log else None

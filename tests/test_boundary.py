@@ -179,8 +179,69 @@ def test_bad_inputs_raise_before_any_sweep(kwargs, match):
 
 
 def test_criterion_of_the_wrong_shape_raises():
-    with pytest.raises(ValueError, match="criterion returned shape"):
+    with pytest.raises(ValueError, match=r"criterion .*<lambda> returned shape \(4,\), dtype bool"):
         sj.find_boundary(QUAD, QUAD_INITS, (0.1, 1.0), lambda res: res.diverged[0], num_steps=10)
+
+
+def test_criterion_returning_values_instead_of_bools_raises_type_error():
+    # a float array used to be accepted and report found=0 silently
+    match = r"criterion .*<lambda> must return .* bool array, got shape \(5, 4\), dtype float32"
+    with pytest.raises(TypeError, match=match):
+        sj.find_boundary(QUAD, QUAD_INITS, (0.1, 1.0), lambda r: r["final_loss"], num_steps=10)
+
+    def as_ints(res):
+        return res.diverged.astype(int)
+
+    with pytest.raises(TypeError, match="as_ints.*dtype int"):
+        sj.find_boundary(QUAD, QUAD_INITS, (0.1, 1.0), as_ints, num_steps=10)
+
+
+def test_criteria_accept_every_name_result_getitem_accepts():
+    res = sj.sweep(COSH, [0.5, 3.0], np.array([[1.0]]), num_steps=20, record=sj.Record(sharpness=None))
+    for name in ("abs_w", "final_abs_w"):
+        assert sj.criteria.below(name, 0.5)(res).tolist() == [[True], [False]]
+    np.testing.assert_array_equal(sj.criteria.above("loss", 1.2)(res), sj.criteria.above("final_loss", 1.2)(res))
+    assert sj.criteria.above("initial_abs_w", 0.5)(res).tolist() == [[True], [False]]  # diverged counts False
+    with pytest.raises(ValueError, match="'nope' is not in the result"):
+        sj.criteria.above("nope", 0.0)(res)
+
+
+@pytest.mark.parametrize(
+    "criterion, record, match",
+    [
+        (sj.criteria.above("nope", 1.0), None, "reads 'nope'.*records \\['abs_w', 'loss'\\]"),
+        (sj.criteria.above("final_nope", 1.0), None, "reads 'final_nope'"),
+        (sj.criteria.above("sharpness", 1.0), None, "reads 'sharpness'"),  # the default record has no sharpness
+        (sj.criteria.above("sharpness_residual", 1.0), sj.Record(), "reads 'sharpness_residual'"),  # DenseEigh
+        (sj.criteria.below("abs_w", 1.0), sj.Record(observables=False), "observables=False"),
+        (sj.criteria.eos(curvature="ntk"), None, "reads 'ntk'"),
+    ],
+)
+def test_unknown_criterion_names_raise_before_any_sweep(criterion, record, match, trace_counter):
+    with mock.patch("sweepjax._boundary.sweep", side_effect=AssertionError("swept")):
+        with pytest.raises(ValueError, match=match):
+            sj.find_boundary(COSH, W0[:, None], (0.2, 5.0), criterion, num_steps=10, record=record)
+    assert trace_counter == []  # nothing was compiled
+
+
+def test_known_criterion_names_pass_the_check():
+    seen = []
+    with mock.patch("sweepjax._boundary.sweep", side_effect=lambda *a, **k: seen.append(1) or _raise()):
+        for name in ("final_loss", "loss", "initial_abs_w", "final_abs_w", "sharpness"):
+            with pytest.raises(_Swept):
+                sj.find_boundary(COSH, W0[:, None], (0.2, 5.0), sj.criteria.above(name, 1.0), num_steps=10,
+                                 record=sj.Record())  # fmt: skip
+        with pytest.raises(_Swept):  # an observable as the curvature
+            sj.find_boundary(COSH, W0[:, None], (0.2, 5.0), sj.criteria.eos(curvature="abs_w"), num_steps=10)
+    assert len(seen) == 6
+
+
+class _Swept(Exception):
+    pass
+
+
+def _raise():
+    raise _Swept
 
 
 def test_horizon_budgets_are_ceil_horizon_over_lr_capped_by_num_steps():

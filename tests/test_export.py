@@ -242,3 +242,50 @@ def test_per_init_lr_columns_round_trip(fmt, tmp_path):
     back = sj.load(path)
     np.testing.assert_array_equal(back.lrs, res.lrs, strict=True)
     np.testing.assert_array_equal(back.records["loss"], res.records["loss"], strict=True)
+
+
+@pytest.fixture(scope="module")
+def scalars():
+    """Scalar-per-init leaves {"x", "y"} and a column of step sizes per init."""
+    p = sj.problems.Objective(
+        lambda th: 0.5 * (th["x"] ** 2 + 4.0 * th["y"] ** 2), params_like={"x": jnp.zeros(()), "y": jnp.zeros(())}
+    )
+    inits = {"x": jnp.array([1.0, 2.0, -1.0]), "y": jnp.array([0.5, 0.0, 1.0])}
+    lrs = jnp.array([[0.1, 0.2, 0.3], [0.45, 0.55, 0.6]])
+    return sj.sweep(p, lrs, inits, num_steps=4, record=sj.Record(every=2))
+
+
+def test_coordinates_have_units_and_scalar_inits_label_the_init_axis(product, scalars):
+    ds = product.to_xarray()
+    assert ds["lr"].attrs == {"long_name": "step size η", "units": "1"}
+    assert ds["step"].attrs == {"long_name": "GD step", "units": "steps"}
+    assert set(ds.coords) == {"lr", "init", "step"}  # a (n_init, 2) init is no per-init scalar
+    ds = scalars.to_xarray()
+    assert set(ds.coords) == {"lr", "init", "step", "lr_value", "init_x", "init_y"}
+    for leaf in ("x", "y"):
+        assert ds[f"init_{leaf}"].dims == ("init",)
+        assert_same_array(ds[f"init_{leaf}"].values, scalars.inits[leaf])
+    assert ds["lr_value"].dims == ("lr", "init") and ds["lr_value"].attrs["long_name"] == "step size η"
+    assert_same_array(ds["lr_value"].values, scalars.lrs)
+    bare = dataclasses.replace(product, inits=np.array([3.0, 4.0]), final_params=np.zeros((3, 2)))  # bare scalars
+    assert_same_array(bare.to_xarray()["init_value"].values, bare.inits)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_scalar_init_coordinates_round_trip_exactly(scalars, fmt, tmp_path):
+    back = roundtrip(scalars, fmt, tmp_path)
+    assert_same(scalars, back)
+    if fmt == "nc":  # a plain xarray reader sees the coordinates and their attributes
+        with xr.open_dataset(tmp_path / "res.nc", engine="h5netcdf") as ds:
+            assert {"init_x", "init_y", "lr_value"} <= set(ds.coords)
+            assert ds["step"].attrs["units"] == "steps" and ds["lr_value"].attrs["units"] == "1"
+
+
+def test_to_dataframe(product, scalars):
+    df = scalars.to_xarray()[["final_loss", "status"]].to_dataframe()  # one row per run
+    assert df.index.names == ["lr", "init"] and len(df) == scalars.status.size
+    assert {"final_loss", "status", "lr_value", "init_x", "init_y"} <= set(df.columns)
+    np.testing.assert_array_equal(df["lr_value"].to_numpy(), scalars.lrs.ravel())
+    np.testing.assert_array_equal(df["init_x"].to_numpy(), np.tile(scalars.inits["x"], 2))
+    full = product.to_xarray().to_dataframe()  # every variable, broadcast over (lr, init, step, param_dim0)
+    assert full.index.names == ["lr", "init", "step", "param_dim0"] and len(full) == 3 * 2 * 5 * 2

@@ -1,11 +1,15 @@
 """Phase classification: every rule and threshold on hand-built results, then on real sweeps."""
 
+import dataclasses
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import sweepjax as sj
 from sweepjax import Phase
+from sweepjax._phases import SparseRecordWarning
 from sweepjax.problems import Objective, ProductLoss
 
 NAN = np.nan
@@ -238,3 +242,40 @@ def test_uv_model_lazy_catapult_diverged():
     res = sj.sweep(Objective(uv_loss, params_like=jnp.zeros(2)), [0.3, 0.7, 0.9, 1.1], jnp.array([[2.0, 0.1]]),
                    num_steps=300)  # fmt: skip
     assert labels(res) == [Phase.LAZY, Phase.CATAPULT, Phase.CATAPULT, Phase.DIVERGED]
+
+
+# ---- records too sparse to see a catapult ----
+
+SPIKE = [1.0, 5.0, 0.8, 0.5, 0.2, 0.1]  # a catapult's loss: a one-step spike, seen with every = 1
+SPIKE_CURV = [6.0, 6.0, 3.0, 2.0, 2.0, 2.0]  # κ_0 = 6 > 2/η = 4: unstable start; back below the edge at t = 2
+
+
+def test_sparse_records_warn_when_a_catapult_may_be_missed():
+    # the same run recorded only at t = 0, 2, 4 (every = 2): the spike at t = 1 falls between records
+    res = make_result([SPIKE[::2]], [SPIKE_CURV[::2]])
+    res = dataclasses.replace(res, steps=np.array([0, 2, 4]), num_steps=np.array([[4]]),
+                              final={"loss": np.array([[0.1]]), "sharpness": np.array([[2.0]])})  # fmt: skip
+    match = r"1 run\(s\) .* records 2 steps apart .*Record\(every=1\) over the first ~2 steps"
+    with pytest.warns(SparseRecordWarning, match=match):
+        assert labels(res) == [Phase.STABLE]
+
+
+def test_dense_records_and_stable_starts_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert labels(make_result([SPIKE], [SPIKE_CURV])) == [Phase.CATAPULT]  # every = 1: the spike is seen
+        quiet = make_result([MONO[::2]], [[3.0, 2.5, 2.0]])  # κ_0 = 3 < 2/η: a stable start, nothing to miss
+        quiet = dataclasses.replace(quiet, steps=np.array([0, 2, 4]), num_steps=np.array([[4]]))
+        assert labels(quiet) == [Phase.STABLE]
+
+
+def test_uv_model_catapults_are_flagged_with_every_50_not_with_every_1():
+    # the issue's situation on ½(uv)²: with every = 50 the catapults at η = 0.7, 0.9 are labelled STABLE
+    problem, lrs, inits = Objective(uv_loss, params_like=jnp.zeros(2)), [0.3, 0.7, 0.9, 1.1], jnp.array([[2.0, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dense = sj.sweep(problem, lrs, inits, num_steps=300, record=sj.Record(every=1))
+        assert labels(dense) == [Phase.LAZY, Phase.CATAPULT, Phase.CATAPULT, Phase.DIVERGED]
+    sparse = sj.sweep(problem, lrs, inits, num_steps=300, record=sj.Record(every=50))
+    with pytest.warns(SparseRecordWarning, match=r"2 run\(s\) .*records 50 steps apart.*Record\(every=1\)"):
+        assert labels(sparse) == [Phase.LAZY, Phase.STABLE, Phase.STABLE, Phase.DIVERGED]

@@ -1,3 +1,5 @@
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -5,9 +7,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PathCollection, QuadMesh  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection, QuadMesh  # noqa: E402
 from matplotlib.contour import ContourSet  # noqa: E402
 
+import sweepjax as sj  # noqa: E402
 from sweepjax import plot, theory  # noqa: E402
 from sweepjax._result import SweepResult  # noqa: E402
 
@@ -60,14 +63,14 @@ def test_phase_diagram_sorts_and_masks():
     diverged = res.diverged[np.ix_(lr_order, init_order)].T
     np.testing.assert_array_equal(np.ma.getmaskarray(arr), diverged)
     # the masked colour is the distinct diverged colour, and the legend names it
-    assert matplotlib.colors.same_color(_mesh(ax).get_cmap().get_bad(), plot.DIVERGED_COLOR)
+    assert matplotlib.colors.same_color(_mesh(ax).get_cmap().get_bad(), plot._DIVERGED_COLOR)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "2/η" in labels and "diverged (2/12)" in labels
     # axes: log η, cell edges around the sorted centers, colour bar added
     assert ax.get_xscale() == "log" and ax.get_ylabel() == "initial y2_minus_x2"
     coords = _mesh(ax).get_coordinates()  # (n_y + 1, n_x + 1, 2)
-    np.testing.assert_allclose(coords[0, :, 0], plot.cell_edges(np.sort(LRS), log=True))
-    np.testing.assert_allclose(coords[:, 0, 1], plot.cell_edges(np.sort(GAPS)))
+    np.testing.assert_allclose(coords[0, :, 0], plot._cell_edges(np.sort(LRS), log=True))
+    np.testing.assert_allclose(coords[:, 0, 1], plot._cell_edges(np.sort(GAPS)))
     assert len(ax.figure.axes) == 2
 
 
@@ -104,18 +107,18 @@ def test_phase_diagram_result_attribute_log_y_and_contours():
     np.testing.assert_array_equal(np.ma.getdata(arr)[diverged], [5.0, 5.0])
     masked = plot.phase_diagram(res, "diverged_step", y=GAPS, colorbar=False)  # mask_diverged=True hides all
     assert np.ma.getmaskarray(_mesh(masked).get_array()).all()
-    np.testing.assert_allclose(_mesh(ax).get_coordinates()[:, 0, 1], plot.cell_edges(np.sort(GAPS), log=True))
+    np.testing.assert_allclose(_mesh(ax).get_coordinates()[:, 0, 1], plot._cell_edges(np.sort(GAPS), log=True))
     ax2 = plot.phase_diagram(res, "final_sharpness", y=GAPS, contours=[3.0, 6.0], colorbar=False)
     (cs,) = [c for c in ax2.get_children() if isinstance(c, ContourSet)]
     np.testing.assert_allclose(cs.levels, [3.0, 6.0])
 
 
 def test_cell_edges():
-    np.testing.assert_allclose(plot.cell_edges(np.array([1.0, 2.0, 4.0])), [0.5, 1.5, 3.0, 5.0])
-    np.testing.assert_allclose(plot.cell_edges(np.array([1.0, 4.0, 16.0]), log=True), [0.5, 2.0, 8.0, 32.0])
-    np.testing.assert_allclose(plot.cell_edges(np.array([3.0])), [2.5, 3.5])
+    np.testing.assert_allclose(plot._cell_edges(np.array([1.0, 2.0, 4.0])), [0.5, 1.5, 3.0, 5.0])
+    np.testing.assert_allclose(plot._cell_edges(np.array([1.0, 4.0, 16.0]), log=True), [0.5, 2.0, 8.0, 32.0])
+    np.testing.assert_allclose(plot._cell_edges(np.array([3.0])), [2.5, 3.5])
     with pytest.raises(ValueError, match="positive"):
-        plot.cell_edges(np.array([0.0, 1.0]), log=True)
+        plot._cell_edges(np.array([0.0, 1.0]), log=True)
 
 
 def test_phase_diagram_bad_input():
@@ -180,3 +183,101 @@ def test_versus_prediction_scatter_and_title():
     (identity,) = [ln for ln in ax.get_lines() if ln.get_label() == "measured = predicted"]
     x, y = identity.get_data()
     np.testing.assert_allclose(x, y)
+
+
+def test_namespace_is_the_plotting_functions():
+    public = [n for n in dir(plot) if not n.startswith("_")]
+    assert public == sorted(plot.__all__) == ["phase_diagram", "phase_map", "trajectories", "versus_prediction"]
+    assert all(callable(getattr(plot, n)) for n in public)
+
+
+# per-init step-size columns: each init has its own (unsorted) η values
+LR_COLS = np.array([[0.5, 0.04, 2.0, 0.3], [0.1, 0.02, 1.0, 0.9], [1.0, 0.08, 4.0, 0.6]])
+
+
+def _cells(ax) -> PolyCollection:
+    (cells,) = [c for c in ax.collections if type(c) is PolyCollection]
+    return cells
+
+
+def test_phase_diagram_per_init_columns_draws_each_inits_own_step_sizes():
+    res = dataclasses.replace(_result(), lrs=LR_COLS)
+    ax = plot.phase_diagram(res, "final_sharpness", y=GAPS, contours=2, overlay=theory.eos_limit)
+    cells = _cells(ax)
+    assert not [c for c in ax.collections if isinstance(c, QuadMesh)]
+    n_lr, n_init = LR_COLS.shape
+    init_order = np.argsort(GAPS)
+    y_edges = plot._cell_edges(np.sort(GAPS))
+    boxes = np.array([p.vertices[:4] for p in cells.get_paths()]).reshape(n_init, n_lr, 4, 2)
+    for row, j in enumerate(init_order):  # rows by ascending gap, each with its own η cells
+        lr_order = np.argsort(LR_COLS[:, j])
+        x_lo, x_hi = boxes[row, :, :, 0].min(axis=-1), boxes[row, :, :, 0].max(axis=-1)
+        edges = plot._cell_edges(LR_COLS[lr_order, j], log=True)
+        np.testing.assert_allclose(x_lo, edges[:-1])
+        np.testing.assert_allclose(x_hi, edges[1:])
+        assert np.all((x_lo < LR_COLS[lr_order, j]) & (LR_COLS[lr_order, j] < x_hi))  # the plotted η are init j's
+        np.testing.assert_allclose(boxes[row, :, :, 1].min(axis=-1), y_edges[row])
+        np.testing.assert_allclose(boxes[row, :, :, 1].max(axis=-1), y_edges[row + 1])
+        expected = res["final_sharpness"][lr_order, j]
+        got = cells.get_array().reshape(n_init, n_lr)[row]
+        np.testing.assert_array_equal(np.ma.getmaskarray(got), res.diverged[lr_order, j])
+        np.testing.assert_array_equal(got[~got.mask], expected[np.isfinite(expected)])
+    assert ax.get_xlim() == (pytest.approx(boxes[..., 0].min()), pytest.approx(boxes[..., 0].max()))
+    assert len(ax.figure.axes) == 2 and ax.get_xscale() == "log"
+    # equal columns are a rectilinear grid again: one QuadMesh
+    same = dataclasses.replace(_result(), lrs=np.repeat(LRS[:, None], GAPS.size, axis=1))
+    np.testing.assert_allclose(_mesh(plot.phase_diagram(same)).get_coordinates()[0, :, 0],
+                               plot._cell_edges(np.sort(LRS), log=True))  # fmt: skip
+
+
+def test_trajectories_label_each_runs_own_step_size():
+    res = dataclasses.replace(_result(), lrs=LR_COLS)
+    loss_ax, sharp_ax = plot.trajectories(res, lr_index=0, init_index=[1, 2])
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["η=0.04, init 1", "η=2, init 2"]
+    eos = [ln for ln in sharp_ax.get_lines() if ln.get_linestyle() == "--"]
+    np.testing.assert_allclose([ln.get_ydata()[0] for ln in eos], 2.0 / LR_COLS[0, [1, 2]])
+
+
+CODES = np.array([[0, 1, 2, 2], [3, 3, 2, 0], [4, 3, 4, 2]], np.int8)  # LAZY once, no other phase missing
+
+
+@pytest.mark.parametrize("lrs", [LRS, LR_COLS], ids=["shared", "per-init"])
+def test_phase_map_colours_and_legend_name_the_phases_present(lrs):
+    res = dataclasses.replace(_result(), lrs=lrs)
+    codes = CODES.copy()
+    codes[codes == 1] = 0  # no LAZY run: it must not be in the legend
+    ax = plot.phase_map(res, codes, y=GAPS, colors={sj.Phase.EOS: "black"})
+    cells = _mesh(ax) if lrs.ndim == 1 else _cells(ax)
+    ax.figure.canvas.draw()
+    n_lr, n_init = codes.shape
+    lr_index = np.argsort(np.broadcast_to(lrs.reshape(n_lr, -1), codes.shape), axis=0).T[np.argsort(GAPS)]
+    shown = codes[lr_index, np.argsort(GAPS)[:, None]]  # (n_init, n_lr): rows by gap, columns by η
+    np.testing.assert_array_equal(np.asarray(cells.get_array()).reshape(n_init, n_lr), shown)
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["stable (3)", "EoS (4)", "catapult (3)", "diverged (2)"]
+    patch_color = dict(zip(labels, [h.get_facecolor() for h in legend.legend_handles]))
+    face = cells.get_facecolors().reshape(n_init, n_lr, 4)
+    for label, phase in zip(labels, [sj.Phase.STABLE, sj.Phase.EOS, sj.Phase.CATAPULT, sj.Phase.DIVERGED]):
+        assert np.all(face[shown == phase] == matplotlib.colors.to_rgba(patch_color[label]))  # cell colour = legend's
+    assert matplotlib.colors.same_color(patch_color["EoS (4)"], "black")
+    assert matplotlib.colors.same_color(patch_color["diverged (2)"], plot._DIVERGED_COLOR)
+
+
+@pytest.mark.filterwarnings("ignore::sweepjax._phases.SparseRecordWarning")  # random records, every = 10
+def test_phase_map_classifies_when_no_phases_are_given_and_checks_input():
+    res = _result()
+    ax = plot.phase_map(res, curvature="sharpness", lazy_tol=None)
+    expected = sj.classify(res, lazy_tol=None)
+    np.testing.assert_array_equal(_mesh(ax).get_array(), expected[np.argsort(LRS)].T)
+    assert ax.get_xlabel() == "step size η" and ax.get_ylabel() == "init index"
+    with pytest.raises(ValueError, match="shape"):
+        plot.phase_map(res, CODES[:2])
+    with pytest.raises(ValueError, match="not Phase values"):
+        plot.phase_map(res, CODES + 3)
+    with pytest.raises(ValueError, match="integer"):
+        plot.phase_map(res, CODES.astype(float))
+    with pytest.raises(ValueError, match="only when phases is None"):
+        plot.phase_map(res, CODES, edge=8.0)
+    with pytest.raises(ValueError, match="colors keys"):
+        plot.phase_map(res, CODES, colors={"eos": "red"})

@@ -1,6 +1,7 @@
 """Resumable sweeps: chunks saved atomically, skipped on re-run, bitwise equal to one uninterrupted run."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import sweepjax as sj
 from _asserts import assert_bitwise_equal
 from sweepjax import _sweep
-from sweepjax.problems import ProductLoss
+from sweepjax.problems import Objective, ProductLoss
 
 P = ProductLoss("sqrt")
 LRS = np.geomspace(0.05, 1.5, 5)
@@ -64,9 +65,37 @@ def test_resume_skips_finished_chunks_and_is_bitwise_equal(tmp_path, chunk_calls
 def test_damaged_chunk_is_recomputed(tmp_path, chunk_calls):
     ref = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
     (tmp_path / "chunk_00002.npz").write_bytes(b"PK\x03\x04 garbage")
-    again = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"'chunk_00002.npz' is not used: it cannot be read.*recomputing chunk 2"):
+        again = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
     assert len(chunk_calls) == 5
     assert_bitwise_equal(again, ref)
+
+
+def test_a_chunk_file_copied_onto_another_index_is_not_loaded(tmp_path, chunk_calls):
+    ref = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    shutil.copy(tmp_path / "chunk_00000.npz", tmp_path / "chunk_00001.npz")  # a valid file of this sweep
+    with pytest.warns(UserWarning, match="'chunk_00001.npz' is not used: it belongs to another chunk"):
+        again = sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    assert len(chunk_calls) == 4 + 1  # chunk 1 recomputed, not taken from chunk 0's file
+    assert_bitwise_equal(again, ref)
+    other = tmp_path / "other"  # a chunk of another configuration at the right index
+    sj.sweep(P, LRS * 0.5, INITS, **KW, out_dir=other)
+    shutil.copy(other / "chunk_00003.npz", tmp_path / "chunk_00003.npz")
+    with pytest.warns(UserWarning, match="'chunk_00003.npz' is not used: it belongs to another chunk or sweep"):
+        assert_bitwise_equal(sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path), ref)
+
+
+def test_a_manifest_of_another_format_or_not_ours_is_refused(tmp_path):
+    sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    manifest = tmp_path / "manifest.json"
+    body = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**body, "format": "sweepjax.resume/1"}))
+    with pytest.raises(ValueError, match=r"written in resume format 'sweepjax.resume/1' by another sweepjax version"):
+        sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
+    for foreign in ({**body, "format": "someone-else/1"}, {"format": body["format"]}, [1, 2]):
+        manifest.write_text(json.dumps(foreign))
+        with pytest.raises(ValueError, match="is not a sweepjax resume manifest"):
+            sj.sweep(P, LRS, INITS, **KW, out_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -79,9 +108,10 @@ def test_damaged_chunk_is_recomputed(tmp_path, chunk_calls):
         (dict(record=sj.Record(every=10, sharpness=sj.Lanczos(order=2))), "record, sharpness"),
         (dict(chunk_size=5), "chunk_size"),
         (dict(batch_size=2), "batch_size"),
-        (dict(dtype=jnp.float64), "dtype, inits"),  # inits are cast to the dtype
+        # inits are cast to the dtype, and the loss and the step compute in it
+        (dict(dtype=jnp.float64), "dtype, inits, optimizer, problem.computation"),
         (dict(divergence_threshold=1e5), "divergence_threshold"),
-        (dict(problem=ProductLoss("rsym")), "problem"),
+        (dict(problem=ProductLoss("rsym")), "problem.computation"),
         (dict(optimizer=optax.scale_by_adam()), "optimizer"),
     ],
 )
@@ -97,7 +127,7 @@ def test_changed_configuration_is_refused_naming_the_fields(tmp_path, change, fi
 def test_family_parameter_and_optimizer_hyperparameters_are_part_of_the_configuration(tmp_path):
     beta = ProductLoss("beta", beta=2.0)
     sj.sweep(beta, LRS, INITS, **KW, out_dir=tmp_path / "a")
-    with pytest.raises(ValueError, match="problem differ"):
+    with pytest.raises(ValueError, match="problem.data differ"):
         sj.sweep(ProductLoss("beta", beta=2.5), LRS, INITS, **KW, out_dir=tmp_path / "a")
     sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
     sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
@@ -122,7 +152,7 @@ DRILL = """
 import pathlib, time, sys
 import numpy as np
 import sweepjax as sj
-from sweepjax.problems import ProductLoss
+from sweepjax.problems import Objective, ProductLoss
 
 out, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 p = ProductLoss("sqrt")
@@ -221,6 +251,37 @@ def test_checkpoints_carry_optimizer_state_budgets_and_warm_starts(tmp_path):
     assert_bitwise_equal(seg, ref)
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(pieces: int):
+    def progress(done, total):
+        if done == pieces:
+            raise _Stop
+
+    return progress
+
+
+def test_resuming_from_a_carry_on_disk_restores_optimizer_state_and_warm_starts(tmp_path, chunk_calls):
+    # momentum and the Lanczos start vector both live only in the carry: resetting either one on resume
+    # changes every later step or sharpness estimate of this 6-parameter problem
+    prob = Objective(lambda th: 0.5 * jnp.sum(jnp.arange(1.0, 7.0) * th**2) + 0.1 * jnp.sum(th**4))
+    inits = np.linspace(0.2, 1.0, 12).reshape(2, 6)
+    kw = dict(
+        num_steps=40, record=sj.Record(every=5, sharpness=sj.Lanczos(order=2)), batch_size=2,
+        optimizer=lambda lr: optax.sgd(lr, momentum=0.9),
+    )  # fmt: skip
+    ref = sj.sweep(prob, [0.02, 0.05], inits, **kw)
+    with pytest.raises(_Stop):  # killed after 2 of 4 segments: their records and the carry are on disk
+        sj.sweep(prob, [0.02, 0.05], inits, **kw, out_dir=tmp_path, checkpoint_every=10, progress=_stop_after(2))
+    assert (tmp_path / "chunk_00000.carry.npz").exists()
+    n = len(chunk_calls)
+    resumed = sj.sweep(prob, [0.02, 0.05], inits, **kw, out_dir=tmp_path, checkpoint_every=10)
+    assert len(chunk_calls) - n == 3  # segments 2, 3, 4 only, from the loaded carry
+    assert_bitwise_equal(resumed, ref)
+
+
 def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
     ref = sj.sweep(P, LRS, INITS, **SEG_KW)
     sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
@@ -260,7 +321,8 @@ def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=stop_at(2))
     n = len(chunk_calls)
-    other = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
+    with pytest.warns(UserWarning, match="'chunk_00000.carry.npz' is not used: it belongs to another"):
+        other = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=20)
     assert len(chunk_calls) - n == 3  # from the chunk's start, in 3 segments of 2, 2 and 1 records
     assert_bitwise_equal(other, ref)
     (tmp_path / "chunk_00000.npz").unlink()
@@ -268,7 +330,8 @@ def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_pat
         sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10, progress=stop_at(3))
     (tmp_path / "chunk_00000.part_00001.npz").write_bytes(b"PK\x03\x04 garbage")
     n = len(chunk_calls)
-    again = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
+    with pytest.warns(UserWarning, match="'chunk_00000.part_00001.npz' is not used: it cannot be read"):
+        again = sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
     assert len(chunk_calls) - n == 5
     assert_bitwise_equal(again, ref)
 

@@ -143,6 +143,11 @@ BAD_SWEEP = [
      "observable name 'sharpness' clashes with a built-in record"),  # fmt: skip
     (dict(problem=Objective(lambda th: jnp.sum(th.astype(jnp.int32)))), TypeError,
      "Objective.loss must return a floating-point scalar, got dtype int32"),  # fmt: skip
+    # finite in float64 but not in the float32 the sweep runs in (NumPy only warns about the cast)
+    (dict(lrs=[1e40, 0.1]), ValueError, r"lrs must be finite and positive in the sweep dtype float32: \[1e\+40\]"),
+    (dict(lrs=[1e-50]), ValueError, r"lrs must be finite and positive in the sweep dtype float32: \[1e-50\] become \[0.0\]"),
+    (dict(max_result_bytes=0), ValueError, "max_result_bytes must be a positive int or None, got 0"),
+    (dict(max_result_bytes=1.5e9), ValueError, "max_result_bytes must be a positive int or None"),
 ]
 
 
@@ -220,3 +225,45 @@ def test_cli_write_failure_is_one_line_exit_2(tmp_path, capsys):
 def test_bad_memory_budget(budget, words):
     with pytest.raises(ValueError, match=words):
         sj.sweep(P, [0.1, 0.2], np.ones((3, 2)), num_steps=2, record=sj.Record(every=1), memory_budget_bytes=budget)
+
+
+def test_float64_sweeps_accept_step_sizes_beyond_float32():
+    res = sj.sweep(P, [1e40, 0.1], np.ones((1, 2)), num_steps=2, record=sj.Record(every=1), dtype=jnp.float64)
+    assert res.diverged[0].all() and not res.diverged[1].any()
+
+
+# -- warnings where the result is probably not what was meant ---------------------------------------------
+
+W_KW = dict(num_steps=4, record=sj.Record(every=2))
+W_INITS = P.init_grid(np.array([2.0, 4.0]), x0=0.5)
+
+
+def test_a_complete_optax_optimizer_passed_as_a_direction_warns():
+    import optax
+
+    with pytest.warns(UserWarning, match=r"already scales by its own negative learning rate.*lambda lr: optax.adam"):
+        sj.sweep(P, [0.1, 0.2], W_INITS, **W_KW, optimizer=optax.adam(1e-3))
+
+
+def test_a_factory_that_ignores_its_step_size_warns():
+    import optax
+
+    with pytest.warns(UserWarning, match="the step size is ignored and every lr gives the same runs"):
+        res = sj.sweep(P, [0.1, 0.2], W_INITS, **W_KW, optimizer=lambda lr: optax.adam(1e-3))
+    np.testing.assert_array_equal(res.final["loss"][0], res.final["loss"][1])  # what the warning is about
+
+
+@pytest.mark.parametrize("name", ["direction", "factory", "none"])
+def test_well_formed_optimizers_do_not_warn(name, recwarn):
+    import optax
+
+    optimizer = {"direction": optax.scale_by_adam(), "factory": lambda lr: optax.sgd(lr, momentum=0.9), "none": None}
+    sj.sweep(P, [0.1, 0.2], W_INITS, **W_KW, optimizer=optimizer[name])
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_a_loss_non_finite_at_every_init_warns():
+    bad = Objective(lambda th: jnp.log(-jnp.sum(th**2)))  # log of a negative number: NaN everywhere
+    with pytest.warns(UserWarning, match="every run diverged at step 0"):
+        res = sj.sweep(bad, [0.1, 0.2], np.ones((2, 2)), **W_KW)
+    assert (res.diverged_step == 0).all()
