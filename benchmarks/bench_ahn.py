@@ -16,9 +16,9 @@ import time
 
 import jax
 import numpy as np
+from _common import machine, time_strategies
 
 import sweepjax as sj
-from _common import machine, time_strategies
 
 D, N, LAM, N_LR, EVERY = 200, 300, 3.0, 64, 10
 

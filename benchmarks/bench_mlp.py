@@ -20,9 +20,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import head_to_head, machine, matmul_peak_gflops, peak_rss_mb, sweep_call, time_strategies
 
 import sweepjax as sj
-from _common import head_to_head, machine, matmul_peak_gflops, peak_rss_mb, sweep_call, time_strategies
 
 N, HIDDEN, CLASSES, N_LR, EVERY, ORDER = 1000, 256, 10, 16, 10, 20
 
@@ -149,7 +149,8 @@ def main(argv=None) -> dict:
     best = out["sweep_auto_run_steps_per_s"]  # the default call, timed head to head with the loop
     if out["torch_loop_run_steps_per_s"]:
         out["sweep_vs_torch"] = best / out["torch_loop_run_steps_per_s"]
-    out["sweep_fraction_of_matmul_peak"] = best * flops_per_run(args.steps, n_params) / args.steps / 1e9 / out["matmul_peak_gflops"]
+    gflops = best * flops_per_run(args.steps, n_params) / args.steps / 1e9
+    out["sweep_fraction_of_matmul_peak"] = gflops / out["matmul_peak_gflops"]
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out, indent=2))
     return out

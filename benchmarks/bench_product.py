@@ -21,9 +21,9 @@ import time
 
 import jax
 import numpy as np
+from _common import head_to_head, jit_loop_call, machine
 
 import sweepjax as sj
-from _common import head_to_head, jit_loop_call, machine
 
 
 def workload(n_runs: int):

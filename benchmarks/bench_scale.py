@@ -20,9 +20,9 @@ import numpy as np
 
 def child(n: int, steps: int, chunk: int) -> None:
     import jax.numpy as jnp
+    from _common import peak_rss_mb
 
     import sweepjax as sj
-    from _common import peak_rss_mb
 
     p = sj.problems.ProductLoss("sqrt")
     lrs = np.geomspace(0.01, 1.0, n)
@@ -35,9 +35,10 @@ def child(n: int, steps: int, chunk: int) -> None:
     res = sj.sweep(p, lrs * 1.0001, inits, num_steps=steps, record=rec, chunk_size=min(chunk, n * n))
     wall = time.perf_counter() - t0
     result_mb = sum(v.nbytes for v in res.records.values()) / 2**20 + res.final_params.nbytes / 2**20
+    finite = bool(jnp.isfinite(res.final["sharpness"][~res.diverged]).all())
     print(json.dumps({"runs": n * n, "wall_s": wall, "compile_s": max(first - wall, 0.0), "run_steps_per_s": n * n * steps / wall,
                       "peak_rss_mb": peak_rss_mb(), "result_arrays_mb": result_mb,
-                      "diverged": int(res.diverged.sum()), "finite_sharpness": bool(jnp.isfinite(res.final["sharpness"][~res.diverged]).all())}))  # fmt: skip
+                      "diverged": int(res.diverged.sum()), "finite_sharpness": finite}))  # fmt: skip
 
 
 def main(argv=None) -> dict:

@@ -2,27 +2,24 @@
 
 __version__ = "0.1.0"
 
-from . import datasets as datasets
-from . import plot as plot
-from . import problems as problems
-from . import theory as theory
-from ._boundary import Boundary as Boundary
-from ._boundary import criteria as criteria
-from ._boundary import find_boundary as find_boundary
-from ._curvature import DenseEigh as DenseEigh
-from ._curvature import Eig as Eig
-from ._curvature import Lanczos as Lanczos
-from ._curvature import PowerIteration as PowerIteration
-from ._curvature import hessian_matvec as hessian_matvec
-from ._curvature import hvp as hvp
-from ._curvature import sharpness as sharpness
+from . import datasets as datasets, plot as plot, problems as problems, theory as theory
+from ._boundary import Boundary as Boundary, criteria as criteria, find_boundary as find_boundary
+from ._curvature import (
+    DenseEigh as DenseEigh,
+    Eig as Eig,
+    Lanczos as Lanczos,
+    PowerIteration as PowerIteration,
+    hessian_matvec as hessian_matvec,
+    hvp as hvp,
+    sharpness as sharpness,
+)
 from ._export import load as load
-from ._phases import Phase as Phase
-from ._phases import SparseRecordWarning as SparseRecordWarning
-from ._phases import classify as classify
-from ._phases import monotone_onset as monotone_onset
+from ._phases import (
+    Phase as Phase,
+    SparseRecordWarning as SparseRecordWarning,
+    classify as classify,
+    monotone_onset as monotone_onset,
+)
 from ._record import Record as Record
-from ._result import Status as Status
-from ._result import SweepResult as SweepResult
-from ._sweep import sweep as sweep
-from ._sweep import time_horizon as time_horizon
+from ._result import Status as Status, SweepResult as SweepResult
+from ._sweep import sweep as sweep, time_horizon as time_horizon

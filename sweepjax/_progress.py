@@ -26,7 +26,11 @@ _TOKENS = itertools.count(1)
 
 
 class Progress:
-    """Reports a sweep's progress: ``piece_done(k)`` from the host, ``tick`` from inside the program."""
+    """Reports a sweep's progress: ``piece_done(k)`` from the host, ticks from inside the program.
+
+    Each running piece has its own token, so a tick delivered late (callbacks run on another thread)
+    by a piece that has finished is dropped instead of moving the bar back.
+    """
 
     def __init__(self, progress: bool | Callable[[int, int], None], n_pieces: int, run_steps: int):
         self.n_pieces = n_pieces
@@ -39,11 +43,8 @@ class Progress:
                 raise ImportError("progress=True needs tqdm: pip install 'sweepjax[progress]'") from e
             self.bar = tqdm(total=run_steps, unit="run-step", unit_scale=True, smoothing=0.1)
         self.done = 0  # pieces finished
-        self.token = 0  # 0: no ticks from the program
-        if self.bar is not None:
-            with _LOCK:
-                self.token = next(_TOKENS)
-                _LIVE[self.token] = self._within
+        self.token = 0  # of the running piece; 0: no ticks from the program
+        self._next_piece()
 
     @property
     def ticks(self) -> bool:
@@ -53,12 +54,19 @@ class Progress:
     def piece_done(self, k: int) -> None:
         """Pieces 0 … k−1 are finished (computed, or loaded from ``out_dir``)."""
         self.done = k
+        self._next_piece()
         self._show(k / self.n_pieces)
         if self.callback is not None:
             self.callback(k, self.n_pieces)
 
-    def _within(self, fraction: float) -> None:
-        self._show((self.done + min(fraction, 1.0)) / self.n_pieces)
+    def _next_piece(self) -> None:
+        if self.bar is None:
+            return
+        with _LOCK:
+            _LIVE.pop(self.token, None)
+            self.token = next(_TOKENS)
+            done = self.done
+            _LIVE[self.token] = lambda fraction: self._show((done + min(fraction, 1.0)) / self.n_pieces)
 
     def _show(self, fraction: float) -> None:
         if self.bar is not None:
@@ -67,17 +75,17 @@ class Progress:
                 self.bar.update(n - self.bar.n)
 
     def close(self) -> None:
-        if self.token:
-            with _LOCK:
-                _LIVE.pop(self.token, None)
+        with _LOCK:
+            _LIVE.pop(self.token, None)
         if self.bar is not None:
             self.bar.close()
 
 
 def _on_tick(token, fraction) -> None:
-    report = _LIVE.get(int(token))
-    if report is not None:
-        report(float(fraction))
+    with _LOCK:
+        report = _LIVE.get(int(token))
+        if report is not None:
+            report(float(fraction))
 
 
 def tick(token: jax.Array, done: jax.Array, total: int, every: int) -> None:

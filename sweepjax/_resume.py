@@ -13,9 +13,11 @@ Layout of ``out_dir``::
 A chunk file is written to a temporary file in the same folder, flushed, fsynced and moved into
 place with ``os.replace``, so a killed sweep leaves only whole chunks. Re-running the same call
 loads the finished chunks instead of recomputing them and continues a chunk from its last carry;
-the outputs are stored bit for bit, so the resumed result equals an uninterrupted one exactly. A call whose configuration differs from the
-manifest is refused, naming the fields that differ. One sweep at a time per folder: temporary files
-left by a sweep killed mid-write are removed when the folder is opened again.
+the outputs are stored bit for bit, so the resumed result equals an uninterrupted one exactly. A call
+whose configuration differs from the manifest is refused, naming the fields that differ. One sweep at a
+time per folder: temporary files left by a sweep killed mid-write are removed when the folder is opened
+again. A file that exists but cannot be used (damaged, or of another chunk or configuration) is
+recomputed with a warning.
 """
 
 from __future__ import annotations

@@ -257,7 +257,8 @@ def _sweep(
         memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
         batch = None if auto else batch_size
-        chunk = min(chunk, chunk_for_memory(memory_budget_bytes, problem, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch))
+        fits = chunk_for_memory(memory_budget_bytes, problem, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
+        chunk = min(chunk, fits)
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
     chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device

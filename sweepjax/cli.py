@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import theory
-
 from .experiments import (
     PRODUCT_GAP_RANGE as DEMO_GAP_RANGE,
     PRODUCT_LR_RANGE as DEMO_LR_RANGE,

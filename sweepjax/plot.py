@@ -7,9 +7,7 @@ import typing as _typing
 import numpy as _np
 
 from . import theory as _theory
-from ._phases import Phase as _Phase
-from ._phases import _lr_grid
-from ._phases import classify as _classify
+from ._phases import Phase as _Phase, _lr_grid, classify as _classify
 
 if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public names are its __all__
     from collections.abc import Callable, Mapping, Sequence

@@ -150,16 +150,46 @@ def huang_linear_critical_lr(w0: ArrayLike, loss: str = "exp") -> ArrayLike:
     return out if xp is jnp or np.ndim(out) else float(out)
 
 
-def huang_phase_boundaries(lambda0: ArrayLike, loss: str = "exp") -> tuple[ArrayLike, ArrayLike]:
-    """(η_lazy→catapult, η_catapult→divergent) of Huang et al.'s two-layer linear net, from the NTK λ₀.
-
-    RECONSTRUCTED (formulas.md §2.3; confirmed numerically for small |f₀|), in units of 2/λ₀:
-    exp: lazy η < 2/λ₀ (1 unit), catapult 2/λ₀ < η < 4/λ₀ (2 units), divergent beyond;
-    logistic: lazy η < 8/λ₀ (4 units), catapult 8/λ₀ < η ≲ 16/λ₀ (8 units), beyond the weights
-    blow up. In the catapult phase the loss first rises and the final NTK falls below 2/η (exp),
-    resp. 8/η (logistic).
-    """
+def _huang_unit(lambda0, loss):
     loss = _check_huang_loss(loss)
     _, (lambda0,) = _namespace(lambda0)
-    unit = 2.0 / lambda0
-    return (1.0 * unit, 2.0 * unit) if loss == "exp" else (4.0 * unit, 8.0 * unit)
+    return 1.0 / lambda0, (1.0 if loss == "exp" else 0.25)  # 1/λ₀ and ℓ''(0)
+
+
+def huang_catapult_lr(lambda0: ArrayLike, loss: str = "exp") -> ArrayLike:
+    """2/λ₀ (exp), 8/λ₀ (logistic): Huang et al.'s lazy → catapult edge of the two-layer linear net.
+
+    RECONSTRUCTED (formulas.md §2.3: the paper's formula was lost in extraction). It is
+    η·λ₀·ℓ''(0) = 2, the linear stability of f = 0 under the NTK λ₀ (ℓ''(0) = 1 for exp, ¼ for
+    logistic): below it |f| shrinks from the first step (lazy); above it |f| and the loss grow first,
+    the NTK falls, and GD converges with a final NTK ≤ 2/η (exp), resp. ≤ 8/η (logistic) (Theorem 2,
+    "under appropriate initialization"). This is the f₀ → 0 limit: by (8) the first step multiplies
+    f by 1 − x + x²a + O(f₀²) (x = ηλ₀ℓ''(0), a = f₀²/(mλ₀²) ≈ 1/(4m) at random init), so |f| first
+    grows at x = (1 − √(1 − 8a))/(2a) = 2 + 4a + …: a finite-width shift (exp, m = 10, σ = 0.3:
+    2.00–2.40/λ₀ over 8 inits; ``sweepjax reproduce huang-catapult-exp``).
+    For the logistic loss the paper's proof has only these two regions, lazy and catapult: it has
+    no upper edge of the catapult phase; see ``huang_ntk_growth_lr``.
+    """
+    unit, c = _huang_unit(lambda0, loss)
+    return (2.0 / c) * unit
+
+
+def huang_ntk_growth_lr(lambda0: ArrayLike, loss: str = "exp") -> ArrayLike:
+    """4/λ₀ (exp), 16/λ₀ (logistic): the η above which a GD step at small |f| makes the NTK grow.
+
+    DERIVED from the closed dynamics (formulas.md §2.3, eq. (8)) with ℓ'(f) ≈ ℓ''(0)f = cf:
+    λ_{t+1} − λ_t ≈ (η c f_t²/m)(η λ_t c − 4), positive iff η·λ·c > 4. It is an NTK-growth onset,
+    not a divergence boundary in general:
+
+    - exp: ℓ' = sinh f is unbounded, so once the NTK grows, |f| and the loss explode: the onset is
+      also the catapult → divergent edge, sharp at small |f₀| (m = 10, σ = 0.3: first divergence
+      at η·λ₀ = 3.95–3.99 over 8 inits; σ = 0.5: 3.64–3.96; ``sweepjax reproduce huang-catapult-exp``);
+    - logistic: ℓ' = ½tanh(f/2) is bounded, so the growth stays O(1/m) per step and GD can still
+      catapult back. The divergence edge depends on the width (u, v ~ N(0, 0.5²), 8 inits:
+      m = 10 at 16.1–16.8/λ₀, m = 100 at 18.9–22.6/λ₀, m = 1000 at 45–53/λ₀, m = 10⁴ none up to
+      80/λ₀ (2,000 steps);
+      ``sweepjax reproduce huang-catapult``), while one step grows the NTK from 15.9–16.4/λ₀ at
+      both m = 10 and 100.
+    """
+    unit, c = _huang_unit(lambda0, loss)
+    return (4.0 / c) * unit

@@ -1,6 +1,7 @@
 """find_boundary with a criterion that holds only on an interior window of the bracket (e.g. "eos")."""
 
 import numpy as np
+import pytest
 
 import sweepjax as sj
 
@@ -21,6 +22,7 @@ def test_interior_window_is_found_at_its_lower_edge():
     assert not never.found.any() and np.isnan(never.lr).all()
 
 
+@pytest.mark.slow
 def test_eos_boundary_of_ahn_mean_model_is_8pi_over_d2():
     # regression: "eos" was NaN for every init, because at the bracket's top (2·8π/d²) the mean model's
     # limiting sharpness settles ~6% below 2/η (outside eos_tol): the rule is True only on a window

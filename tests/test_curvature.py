@@ -253,7 +253,7 @@ def test_sharpness_of_product_loss():
         for loss, beta, solver in (("rsym", None, None), ("beta", 1.5, DenseEigh()), ("beta", 4.0, DenseEigh())):
             eigs = _product_sharpness(ProductLoss(loss, beta=beta), jnp.asarray(PRODUCT_POINTS), solver)
             for i, point in enumerate(PRODUCT_POINTS):
-                _check(jax.tree.map(lambda a: a[i], eigs), product_hessian(loss, point, beta), rtol=1e-9)
+                _check(jax.tree.map(lambda a, i=i: a[i], eigs), product_hessian(loss, point, beta), rtol=1e-9)
 
 
 # ----------------------------------------------------------------------------- hvp / scale / pytrees
@@ -378,6 +378,7 @@ def test_property_random_symmetric(m, shift):
             assert np.min(np.abs(eigs - value)) <= res + tol
 
 
+@pytest.mark.slow
 def test_warm_started_low_order_lanczos_tracks_the_sharpness_along_a_sweep():
     """The cheap setting the benchmarks recommend: Lanczos(order=3), warm-started through the scan,
     against the dense top eigenvalue at every record of a small tanh network's GD trajectories."""

@@ -21,14 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _asserts import assert_bitwise_equal
 
 import sweepjax as sj
-from _asserts import assert_bitwise_equal
 from sweepjax.problems import Objective, ProductLoss
-
-
-
-
 
 P = ProductLoss("sqrt")
 LRS = np.geomspace(0.05, 3.0, 5)  # the largest step sizes diverge
@@ -76,6 +72,7 @@ def test_matmul_problem_with_fixed_batch_size_is_bitwise_equal_across_chunk_size
         assert_bitwise_equal(_mlp(batch_size=2, chunk_size=chunk_size), base)
 
 
+@pytest.mark.slow
 def test_elementwise_problem_at_width_one_differs_only_by_rounding(product_base):
     one = sj.sweep(P, LRS, INITS, num_steps=50, record=REC, batch_size=1)
     assert_bitwise_equal(sj.sweep(P, LRS, INITS, num_steps=50, record=REC, batch_size=1, chunk_size=7), one)
@@ -111,6 +108,7 @@ res.save(sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_four_host_devices_give_the_same_bits(tmp_path, product_base):
     script = tmp_path / "four.py"
     script.write_text(textwrap.dedent(FOUR_DEVICES))
@@ -121,6 +119,7 @@ def test_four_host_devices_give_the_same_bits(tmp_path, product_base):
     assert_bitwise_equal(sj.load(out), product_base)
 
 
+@pytest.mark.slow
 def test_float64_sharpness_leaves_float32_training_bitwise_unchanged(product_base):
     rec64 = sj.Record(every=10, sharpness=sj.Lanczos(order=2), sharpness_dtype=jnp.float64)
     mixed = sj.sweep(P, LRS, INITS, num_steps=50, record=rec64)

@@ -10,9 +10,9 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import pytest
+from _asserts import assert_bitwise_equal
 
 import sweepjax as sj
-from _asserts import assert_bitwise_equal
 
 SWEEP = """
 import numpy as np
@@ -77,6 +77,7 @@ def _env(devices: int) -> dict:
     return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
 
 
+@pytest.mark.slow
 def test_four_emulated_devices_equal_one(tmp_path, single):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))
@@ -93,6 +94,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_on_localhost_equal_one_device(tmp_path, single):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))

@@ -90,3 +90,38 @@ def test_flop_estimate_is_computed_once_per_structure(monkeypatch):
     gradient_flops(ProductLoss("sqrt"), jnp.ones(2))  # another static field: another structure
     gradient_flops(p, jnp.ones(3))  # another shape
     assert len(calls) == 3
+
+
+# ----------------------------------------------------------------------------- the result's memory, up front
+
+
+def test_a_result_beyond_host_memory_is_refused_before_anything_runs(trace_counter):
+    # the grid: 10⁴ step sizes × 10⁵ inits, every step recorded for 1,000 steps (~30 TB)
+    p = ProductLoss("sqrt")
+    with pytest.raises(ValueError, match=r"result would take ~3e\+04 GiB .*1,000,000,000 runs x 1,001 records.*"
+                                         r"Record\(every=num_steps\)"):  # fmt: skip
+        sj.sweep(p, np.geomspace(0.01, 1, 10_000), p.init_grid(np.linspace(1, 2, 100_000), x0=0.5),
+                 num_steps=1000, record=sj.Record(every=1))  # fmt: skip
+    assert not trace_counter
+
+
+def test_max_result_bytes_sets_the_limit():
+    from sweepjax._execution import result_bytes
+
+    p, lrs, inits = ProductLoss("sqrt"), [0.1, 0.2], np.ones((3, 2))
+    kw = dict(num_steps=20, record=sj.Record(every=10, sharpness=None))
+    # 6 runs × (4 records × 3 fields (loss, xy, y²−x²) + 2 params) × 4 bytes + 40 bytes a run
+    need = result_bytes(6, 3, 3, 2, 4, 1)
+    assert need == 6 * ((3 + 1) * 3 * 4 + 2 * 4 + 40)
+    assert sj.sweep(p, lrs, inits, **kw, max_result_bytes=need).shape == (2, 3)
+    with pytest.raises(ValueError, match=f"over max_result_bytes={need - 1}"):
+        sj.sweep(p, lrs, inits, **kw, max_result_bytes=need - 1)
+
+
+@pytest.mark.slow
+def test_a_finals_only_sweep_of_ten_million_runs_runs():
+    p = ProductLoss("sqrt")
+    res = sj.sweep(p, np.geomspace(0.01, 1, 1000), p.init_grid(np.geomspace(1, 100, 10_000), x0=0.5),
+                   num_steps=10, record=sj.Record(every=10))  # fmt: skip
+    assert res.shape == (1000, 10_000) and res.records["loss"].shape == (1000, 10_000, 2)
+    assert np.isfinite(res.final["loss"][0]).all()

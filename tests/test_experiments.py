@@ -14,6 +14,7 @@ NAMES = [
     "ahn-relu-figure1",
     "huang-linear",
     "huang-catapult",
+    "huang-catapult-exp",
     "wang-regularity",
     "wang-networks",
     "cai-rates",
@@ -24,7 +25,15 @@ def test_registry_names():
     assert list(experiments.REGISTRY) == NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_every_experiment_is_checked_on_its_numbers():
+    assert set(HEADLINE_CHECKS) == set(NAMES)
+
+
+#: quick runs over ~4 s on 2 CPU cores (the others take 1–3 s): in CI, not in the fast subset
+SLOW = {"wang-networks", "huang-catapult"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES])
 def test_reproduce_quick_writes_loadable_files(name, tmp_path, capsys):
     out = tmp_path / name
     assert cli.main(["reproduce", name, "--quick", "--out", str(out), "--format", "both"]) == 0
@@ -42,9 +51,13 @@ def test_reproduce_quick_writes_loadable_files(name, tmp_path, capsys):
         assert isinstance(res, sj.SweepResult) and res.shape == res_nc.shape
         np.testing.assert_array_equal(res.final["loss"], res_nc.final["loss"])
         assert str(npz) in stdout
-    check = HEADLINE_CHECKS.get(name)
-    if check:
-        check({k: h["ours"] for k, h in headline.items()})
+    HEADLINE_CHECKS[name]({k: h["ours"] for k, h in headline.items()})
+
+
+def _product(h):
+    # quick: 12 × 10 runs, 2,000 steps (the full demo: 100% of 128 × 128 within 5%)
+    assert h["fraction of runs within 5% of min(y0^2 - x0^2, 2/eta)"] >= 0.8
+    assert h["diverged runs"] == 0
 
 
 def _mean_model(h):
@@ -53,14 +66,39 @@ def _mean_model(h):
     assert 1.0 <= h["located eta*(b_inf < -0.01) / (8 pi/d^2), median over A0"] < 1.5
 
 
+def _relu_figure1(h):
+    # quick: d = 30, n = 100, 3 data seeds; the threshold shows in the early bias of every seed
+    assert h["max over seeds of b(eta*T = 1) at 1.25x minus at 0.9x 8pi/d^2"] < -0.05
+    b1_above, b1_below = (h[f"b at eta*T = 1, eta = {r}*8pi/d^2 (mean over seeds)"] for r in ("1.25", "0.9"))
+    assert b1_above < b1_below
+    # below 8π/d² the drift is (nearly) η-independent: far smaller than the drop across the threshold
+    assert h["max over seeds of |b(eta*T = 10) at 0.9x minus at 0.5x 8pi/d^2|"] < 0.05
+    b10_above, b10_below = (h[f"b at eta*T = 10, eta = {r}*8pi/d^2 (mean over seeds)"] for r in ("2", "0.9"))
+    assert b10_above < b10_below < 0
+
+
 def _huang_linear(h):
     assert h["max rel. error of located eta_c (exp) vs 2w0/sinh w0"] < 0.05
     assert h["max rel. error of located eta_c (logistic) vs 4w0/tanh(w0/2)"] < 0.05
 
 
 def _huang_catapult(h):
-    assert h["fraction of runs in the predicted phase"] >= 0.8
+    assert h["fraction of runs with eta < 8/lambda0 classified LAZY"] == 1.0
+    assert h["fraction of non-diverged runs with eta > 8/lambda0 classified CATAPULT"] >= 0.8
     assert 8 <= h["smallest eta*lambda0 classified CATAPULT (median)"] < 12
+    assert h["max eta * final NTK / 8 over converged runs"] <= 1.0 + 1e-5  # Theorem 2
+    assert abs(h["eta*lambda0 where one GD step first grows the NTK (median over inits)"] - 16) < 1.0
+    # the divergence edge depends on the width: just above 16/λ₀ at m = 10, well above it at m = 100
+    m10, m100 = h["divergence edge eta*lambda0, m = 10 (median)"], h["divergence edge eta*lambda0, m = 100 (median)"]
+    assert 15.5 < m10 < 18 and 18 < m100 < 25 and m100 > m10 + 1
+
+
+def _huang_catapult_exp(h):
+    assert abs(h["lower edge eta*lambda0 (loss first rises), median over inits"] - 2.0) < 0.2
+    assert h["lower edge: max |located - first-step edge (1 - sqrt(1 - 8a))/(2a)|"] < 0.05
+    assert abs(h["upper edge eta*lambda0 (divergence), median over inits"] - 4.0) < 0.1
+    assert h["fraction of runs in the predicted phase (2/lambda0, 4/lambda0)"] >= 0.9
+    assert h["max eta * final NTK / 2 over converged runs"] <= 1.0 + 1e-5  # Theorem 2
 
 
 def _wang_regularity(h):
@@ -88,9 +126,12 @@ def _cai_rates(h):
 
 
 HEADLINE_CHECKS = {
+    "product-phase-diagram": _product,
     "ahn-mean-model": _mean_model,
+    "ahn-relu-figure1": _relu_figure1,
     "huang-linear": _huang_linear,
     "huang-catapult": _huang_catapult,
+    "huang-catapult-exp": _huang_catapult_exp,
     "wang-regularity": _wang_regularity,
     "wang-networks": _wang_networks,
     "cai-rates": _cai_rates,

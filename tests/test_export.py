@@ -10,10 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr  # the [test] extra installs xarray and h5netcdf
 
 import sweepjax as sj
-
-import xarray as xr  # the [test] extra installs xarray and h5netcdf
 
 FORMATS = ["npz", "nc"]
 

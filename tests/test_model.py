@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -34,6 +33,7 @@ def hand_written_loss(params):
 
 
 
+@pytest.mark.slow
 def test_mlp_sweep_sharpness_matches_dense_hessian_and_objective():
     problem = Supervised(MLP, X, Y, loss="mse", init_fn=make_mlp)
     inits = problem.init(jax.random.key(1), 2)
@@ -47,7 +47,7 @@ def test_mlp_sweep_sharpness_matches_dense_hessian_and_objective():
     dense_hessian = jax.jit(jax.hessian(lambda v: problem.loss(unravel(v))))
     for i in range(2):
         for j in range(2):
-            params = jax.tree.map(lambda a: jnp.asarray(a[i, j]), res.final_params)
+            params = jax.tree.map(lambda a, i=i, j=j: jnp.asarray(a[i, j]), res.final_params)
             hess = dense_hessian(ravel_pytree(params)[0])
             top = np.linalg.eigvalsh(np.asarray(hess, np.float64))[-1]
             assert res.final["sharpness"][i, j] == pytest.approx(top, rel=1e-4, abs=1e-5)

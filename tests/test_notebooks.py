@@ -1,4 +1,5 @@
-"""Every notebook in notebooks/ runs top to bottom in smoke mode (SWEEPJAX_SMOKE=1 shrinks sizes)."""
+"""Every notebook in notebooks/ runs top to bottom in smoke mode (SWEEPJAX_SMOKE=1 shrinks sizes), and its
+``assert`` cells (checks on its numbers that hold at smoke size) pass."""
 
 from pathlib import Path
 
@@ -13,6 +14,16 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ has no notebooks"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_asserts_on_its_numbers(path):
+    """Every notebook checks its results with ``assert`` (true at smoke size too), so a wrong number fails here."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    asserts = sum(line.lstrip().startswith("assert ") for src in code for line in src.splitlines())
+    assert asserts >= 3, f"{path.name}: {asserts} assert statements"
+
+
+@pytest.mark.slow  # 5–12 s each (a kernel start and a few compiled sweeps)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SWEEPJAX_SMOKE", "1")

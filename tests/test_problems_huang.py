@@ -5,9 +5,9 @@ import json
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 import sweepjax as sj
 from sweepjax.problems import REGISTRY, LinearPredictor, TwoLayerLinear
@@ -133,11 +133,12 @@ def _degenerate_two_layer(m):
 
 
 def test_two_layer_logistic_catapult():
-    """η = 1.5·8/λ₀ (catapult window 8/λ₀ < η < 16/λ₀): the loss rises, then converges; final NTK < λ₀, ≤ 8/η."""
+    """η = 1.5·8/λ₀ (above the catapult edge 8/λ₀, below the NTK-growth onset 16/λ₀): the loss rises, then
+    converges; final NTK < λ₀, ≤ 8/η."""
     p, inits, lam0 = _degenerate_two_layer(10)
-    lazy, divergent = sj.theory.huang_phase_boundaries(lam0, "logistic")
+    lazy, growth = sj.theory.huang_catapult_lr(lam0, "logistic"), sj.theory.huang_ntk_growth_lr(lam0, "logistic")
     eta = 1.5 * lazy
-    assert lazy < eta < divergent
+    assert lazy < eta < growth
     res = sj.sweep(p, [eta], inits, num_steps=300, record=sj.Record(every=1, sharpness=None))
     loss = res["loss"][0, 0]
     assert res.status[0, 0] == sj.Status.OK
@@ -150,12 +151,53 @@ def test_two_layer_logistic_catapult():
 def test_two_layer_logistic_lazy():
     """η = 0.5·8/λ₀ with a wide net (m = 200): the NTK moves by < 2 %."""
     p, inits, lam0 = _degenerate_two_layer(200)
-    eta = 0.5 * sj.theory.huang_phase_boundaries(lam0, "logistic")[0]
+    eta = 0.5 * sj.theory.huang_catapult_lr(lam0, "logistic")
     res = sj.sweep(p, [eta], inits, num_steps=300, record=sj.Record(every=10, sharpness=None))
     assert res.status[0, 0] == sj.Status.OK
     assert res.final["loss"][0, 0] - np.log(2) < 1e-5
     assert abs(res.final["ntk"][0, 0] - lam0) < 0.02 * lam0
     assert np.all(np.diff(res["loss"][0, 0]) <= 1e-7)
+
+
+@pytest.mark.parametrize("loss", ["exp", "logistic"])
+def test_ntk_growth_onset_is_one_step_ntk_growth(loss):
+    """From a small output (f₀ ≈ 1e-3, so ℓ'(f) ≈ ℓ''(0)f), one GD step lowers the NTK just below
+    η = huang_ntk_growth_lr (4/λ₀ exp, 16/λ₀ logistic) and raises it just above, as (8) says:
+    λ₁ − λ₀ = (η c f₀²/m)(η λ₀ c − 4) + O(f₀⁴), c = ℓ''(0)."""
+    X, y = sj.datasets.huang_degenerate()
+    m = 10
+    p = TwoLayerLinear(X, y, m, loss)
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=(m, 1)), rng.normal(size=m)
+    v -= (v @ u[:, 0]) / (u[:, 0] @ u[:, 0]) * u[:, 0]  # vᵀu = 0 ...
+    v += 1e-3 * np.sqrt(m) * u[:, 0] / (u[:, 0] @ u[:, 0])  # ... then f₀ = vᵀu/√m = 1e-3 exactly
+    lam0 = (np.sum(u**2) + np.sum(v**2)) / m
+    growth = sj.theory.huang_ntk_growth_lr(lam0, loss)
+    assert growth * lam0 == pytest.approx(4.0 if loss == "exp" else 16.0)
+    inits = {"u": u[None].astype(np.float32), "v": v[None].astype(np.float32)}
+    with jax.enable_x64(True):
+        res = sj.sweep(p, np.array([0.97, 1.03]) * growth, inits, num_steps=1,
+                       record=sj.Record(every=1, sharpness=None), dtype=jnp.float64)
+    ntk = res["ntk"][:, 0]
+    assert ntk[0, 1] < ntk[0, 0] and ntk[1, 1] > ntk[1, 0]
+
+
+def test_two_layer_exp_catapult_window():
+    """Exp loss, m = 10, σ = 0.3: η·λ₀ = 1.5 never raises |f| (lazy); 3 raises it, then converges with
+    final NTK < λ₀ and ≤ 2/η (catapult); 4.5 diverges (past the NTK-growth onset 4/λ₀)."""
+    X, y = sj.datasets.huang_degenerate()
+    p = TwoLayerLinear(X, y, 10, "exp", init_std=0.3)
+    inits = p.init(jax.random.key(1), 1)
+    lam0 = float((jnp.sum(inits["u"] ** 2) + jnp.sum(inits["v"] ** 2)) / 10)
+    assert sj.theory.huang_catapult_lr(lam0, "exp") == pytest.approx(2 / lam0)
+    lrs = np.array([1.5, 3.0, 4.5]) / lam0
+    res = sj.sweep(p, lrs, inits, num_steps=500, record=sj.Record(every=1, sharpness=None))
+    f = np.abs(res["f_0"][:, 0])
+    assert res.status[0, 0] == sj.Status.OK and f[0, 1:].max() <= f[0, 0]
+    assert res.status[1, 0] == sj.Status.OK and f[1, 1:].max() > f[1, 0] and f[1, -1] < 1e-3
+    ntk = res.final["ntk"][1, 0]
+    assert ntk < lam0 and ntk * lrs[1] <= 2.0
+    assert res.status[2, 0] == sj.Status.DIVERGED
 
 
 def test_theory_critical_lrs_and_boundaries():
@@ -164,8 +206,12 @@ def test_theory_critical_lrs_and_boundaries():
     crit = sj.theory.huang_linear_critical_lr(np.array([0.0, -1.5]), "exp")
     np.testing.assert_allclose(crit, [2.0, 1.40893], rtol=1e-5)
     assert float(sj.theory.huang_linear_critical_lr(jnp.asarray(0.0), "logistic")) == 8.0
-    assert sj.theory.huang_phase_boundaries(0.5, "exp") == (4.0, 8.0)
-    assert sj.theory.huang_phase_boundaries(0.5, "logistic") == (16.0, 32.0)
-    for fn in (sj.theory.huang_linear_critical_lr, sj.theory.huang_phase_boundaries):
+    # η·λ₀·ℓ''(0) = 2 (catapult edge) and = 4 (NTK-growth onset); ℓ''(0) = 1 (exp), 1/4 (logistic)
+    assert sj.theory.huang_catapult_lr(0.5, "exp") == 4.0 and sj.theory.huang_ntk_growth_lr(0.5, "exp") == 8.0
+    assert sj.theory.huang_catapult_lr(0.5, "logistic") == 16.0
+    assert sj.theory.huang_ntk_growth_lr(0.5, "logistic") == 32.0
+    np.testing.assert_allclose(sj.theory.huang_catapult_lr(np.array([1.0, 4.0]), "logistic"), [8.0, 2.0])
+    assert isinstance(sj.theory.huang_ntk_growth_lr(jnp.asarray([1.0]), "exp"), jax.Array)
+    for fn in (sj.theory.huang_linear_critical_lr, sj.theory.huang_catapult_lr, sj.theory.huang_ntk_growth_lr):
         with pytest.raises(ValueError, match="^loss "):
             fn(1.0, "hinge")

@@ -79,6 +79,7 @@ def _curvature_facts(x, y, params, v):
     return dense, hv, lanczos, exact
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.3, 2.0))
 def test_hvp_and_sharpness_of_a_random_network_match_the_dense_hessian(seed, scale):
@@ -125,6 +126,7 @@ def test_vmapped_grid_equals_looped_single_runs(lrs, gaps, x0):
             assert grid.status[i, j] == one.status[0, 0] == mapped.status[i, j]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(lrs=st.lists(st.floats(0.01, 2.5), min_size=3, max_size=3), gaps=st.lists(st.floats(0.5, 40.0), min_size=2,
        max_size=2), chunk_size=st.integers(1, 6), batch_size=st.sampled_from([1, 2, 3]))  # fmt: skip

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _asserts import assert_bitwise_equal
 
 import sweepjax as sj
-from _asserts import assert_bitwise_equal
 from sweepjax import _sweep
 from sweepjax.problems import Objective, ProductLoss
 
@@ -236,6 +236,7 @@ def test_checkpointed_sweep_is_bitwise_equal_and_leaves_only_the_chunk(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk_00000.npz", "manifest.json"]
 
 
+@pytest.mark.slow
 def test_checkpoints_carry_optimizer_state_budgets_and_warm_starts(tmp_path):
     from sweepjax.problems import Objective
 
@@ -263,6 +264,7 @@ def _stop_after(pieces: int):
     return progress
 
 
+@pytest.mark.slow
 def test_resuming_from_a_carry_on_disk_restores_optimizer_state_and_warm_starts(tmp_path, chunk_calls):
     # momentum and the Lanczos start vector both live only in the carry: resetting either one on resume
     # changes every later step or sharpness estimate of this 6-parameter problem
@@ -282,6 +284,7 @@ def test_resuming_from_a_carry_on_disk_restores_optimizer_state_and_warm_starts(
     assert_bitwise_equal(resumed, ref)
 
 
+@pytest.mark.slow
 def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
     ref = sj.sweep(P, LRS, INITS, **SEG_KW)
     sj.sweep(P, LRS, INITS, **SEG_KW, out_dir=tmp_path, checkpoint_every=10)
@@ -308,6 +311,7 @@ def test_a_chunk_resumes_from_its_last_carry(tmp_path, chunk_calls):
     assert sorted(p.name for p in tmp_path.glob("chunk_*")) == ["chunk_00000.npz"]
 
 
+@pytest.mark.slow
 def test_a_carry_of_another_segment_length_or_damaged_restarts_the_chunk(tmp_path, chunk_calls):
     ref = sj.sweep(P, LRS, INITS, **SEG_KW)
 
@@ -353,6 +357,7 @@ def test_bad_checkpoint_every_is_refused_before_compiling(kwargs, match, tmp_pat
     assert not chunk_calls and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_kill_dash_nine_mid_chunk_and_resume_from_the_carry(tmp_path, chunk_calls):
     out = _kill_dash_nine_after_two_pieces(tmp_path, "checkpoint_every=10")
     assert sorted(p.name for p in out.glob("chunk_*")) == [

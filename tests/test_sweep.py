@@ -107,6 +107,7 @@ def _single_gd(p, lr, theta, steps):
     return theta
 
 
+@pytest.mark.slow
 def test_vmapped_equals_looped_and_reference_loop():
     p = ProductLoss("rsym")
     lrs = jnp.array([0.05, 0.3, 0.9])
@@ -196,6 +197,7 @@ def test_step_budgets_are_masks():
         assert np.all(np.isfinite(res.records["loss"][i, 0, res.steps <= b]))
 
 
+@pytest.mark.slow
 def test_optax_optimizers_with_per_run_learning_rate():
     lrs = jnp.array([0.1, 0.3])
     inits = jnp.ones((1, 3))
@@ -237,6 +239,7 @@ def test_float64_on_request_only():
     assert jnp.zeros(1).dtype == jnp.float32  # x64 did not leak out of the call
 
 
+@pytest.mark.slow
 def test_iterative_solvers_track_the_dense_sharpness():
     w_key, x_key = jax.random.split(jax.random.key(0))
     xs = jax.random.normal(x_key, (8, 3))

@@ -74,3 +74,16 @@ def test_within_tolerance():
     np.testing.assert_array_equal(got, [True, False, False, True])
     with pytest.raises(ValueError, match="rtol"):
         theory.within_tolerance(1.0, 1.0, rtol=-1)
+
+
+def test_huang_edges_are_linear_stability_and_ntk_growth():
+    """η·λ₀·ℓ''(0) = 2 (lazy → catapult) and = 4 (NTK-growth onset), ℓ''(0) = 1 (exp), 1/4 (logistic);
+    the same under jit, and broadcasting over λ₀."""
+    lam0 = np.array([0.25, 0.5, 2.0])
+    np.testing.assert_allclose(theory.huang_catapult_lr(lam0, "exp") * lam0, 2.0)
+    np.testing.assert_allclose(theory.huang_catapult_lr(lam0, "logistic") * lam0 / 4, 2.0)
+    np.testing.assert_allclose(theory.huang_ntk_growth_lr(lam0, "exp") * lam0, 4.0)
+    np.testing.assert_allclose(theory.huang_ntk_growth_lr(lam0, "logistic") * lam0 / 4, 4.0)
+    jitted = jax.jit(theory.huang_ntk_growth_lr, static_argnums=1)(jnp.asarray(lam0), "logistic")
+    assert isinstance(jitted, jax.Array)
+    np.testing.assert_allclose(jitted, 16.0 / lam0, rtol=1e-6)

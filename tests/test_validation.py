@@ -2,10 +2,9 @@
 
 import zipfile
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import jax.numpy as jnp
 
 import sweepjax as sj
 from sweepjax import cli

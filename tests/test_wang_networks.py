@@ -68,6 +68,7 @@ def test_three_layer_matches_numpy(bn):
     assert set(p.observables(params)) == {"norm_W1", "norm_W2"}
 
 
+@pytest.mark.slow
 def test_init_shapes_bounds_and_norms():
     p = WangTwoLayer(X, Y, width=6)
     shapes = p.param_shapes()
@@ -87,6 +88,7 @@ def test_init_shapes_bounds_and_norms():
         p.init(jax.random.key(0), 2, norms=(1.0, -2.0))
 
 
+@pytest.mark.slow
 def test_dense_hessian_sharpness():
     """A tiny net with BN (2·3 + 3·1 = 9 parameters): Lanczos on Hessian-vector products (what the sweep
     records) equals the top eigenvalue of the dense jax.hessian, which is symmetric."""

@@ -20,7 +20,7 @@ from typing import Any
 from ._ahn import ahn_mean_model, ahn_relu_figure1
 from ._base import Headline, Reproduction
 from ._cai import cai_rates
-from ._huang import huang_catapult, huang_linear
+from ._huang import huang_catapult, huang_catapult_exp, huang_linear
 from ._product import (
     PRODUCT_GAP_RANGE,
     PRODUCT_LR_RANGE,
@@ -39,6 +39,7 @@ REGISTRY: dict[str, Callable[[bool], Reproduction]] = {
     "ahn-relu-figure1": ahn_relu_figure1,
     "huang-linear": huang_linear,
     "huang-catapult": huang_catapult,
+    "huang-catapult-exp": huang_catapult_exp,
     "wang-regularity": wang_regularity,
     "wang-networks": wang_networks,
     "cai-rates": cai_rates,
@@ -54,6 +55,7 @@ def run(name: str, quick: bool = False, **kwargs: Any) -> Reproduction:
 
 __all__ = [
     "REGISTRY", "Headline", "Reproduction", "run", "product_phase_diagram", "ahn_mean_model", "ahn_relu_figure1",
-    "huang_linear", "huang_catapult", "wang_regularity", "wang_networks", "cai_rates", "PRODUCT_GAP_RANGE",
+    "huang_linear", "huang_catapult", "huang_catapult_exp", "wang_regularity", "wang_networks", "cai_rates",
+    "PRODUCT_GAP_RANGE",
     "PRODUCT_LR_RANGE", "PRODUCT_QUICK", "PRODUCT_RTOL", "PRODUCT_STEPS", "PRODUCT_X0",
 ]  # fmt: skip

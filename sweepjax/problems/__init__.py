@@ -3,21 +3,14 @@
 ``REGISTRY`` maps names to problem classes; ``make(name, **kwargs)`` builds one.
 """
 
-from ._base import AbstractProblem as AbstractProblem
-from ._base import Objective as Objective
-from ._ahn import AhnMeanModel as AhnMeanModel
-from ._ahn import SparseCodingNetwork as SparseCodingNetwork
-from ._ahn import SparseCodingReLU as SparseCodingReLU
-from ._huang import LinearPredictor as LinearPredictor
-from ._huang import TwoLayerLinear as TwoLayerLinear
+from ._ahn import AhnMeanModel as AhnMeanModel, SparseCodingNetwork as SparseCodingNetwork, SparseCodingReLU as SparseCodingReLU
+from ._base import AbstractProblem as AbstractProblem, Objective as Objective
+from ._cai import CaiNetwork as CaiNetwork, CaiTwoLayer as CaiTwoLayer
+from ._huang import LinearPredictor as LinearPredictor, TwoLayerLinear as TwoLayerLinear
+from ._model import Supervised as Supervised, stack_inits as stack_inits
 from ._product import ProductLoss as ProductLoss
-from ._model import Supervised as Supervised
-from ._model import stack_inits as stack_inits
-from ._cai import CaiTwoLayer as CaiTwoLayer
-from ._cai import CaiNetwork as CaiNetwork
 from ._regularity import RegularityFamily as RegularityFamily
-from ._wang_networks import WangThreeLayer as WangThreeLayer
-from ._wang_networks import WangTwoLayer as WangTwoLayer
+from ._wang_networks import WangThreeLayer as WangThreeLayer, WangTwoLayer as WangTwoLayer
 
 REGISTRY: dict[str, type[AbstractProblem]] = {
     "product": ProductLoss,

@@ -1,8 +1,9 @@
 """Huang et al.'s linear predictor and two-layer linear network with exponential/logistic loss.
 
 Risk R(θ) = (1/n) Σᵢ ℓ(yᵢ f_θ(xᵢ)) with ℓ(z) = e^{−z} (``"exp"``) or log(1 + e^{−z}) (``"logistic"``),
-yᵢ ∈ {±1}. The model normalisation f = vᵀu x/√m and the phase boundaries are RECONSTRUCTED
-(see ``sweepjax.theory.huang_phase_boundaries``).
+yᵢ ∈ {±1}. The model normalisation f = vᵀu x/√m and the lazy → catapult edge are RECONSTRUCTED
+(see ``sweepjax.theory.huang_catapult_lr``; ``huang_ntk_growth_lr`` is where the NTK starts to grow,
+a divergence edge for exp loss only).
 """
 
 from __future__ import annotations
