@@ -219,22 +219,21 @@ def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch
     return min(fits, -(-n_runs // unit) * unit)
 
 
-def record_fields(problem: AbstractProblem, one_init: Params, trajectory) -> int:
+def record_fields(n_observables: int, trajectory) -> int:
     """How many scalars a run records per record: the loss, its observables, sharpness (+ residual)."""
-    n = 1 + len(jax.eval_shape(problem.observables, one_init)) * trajectory.observables
+    n = 1 + n_observables * trajectory.observables
     return n + (0 if trajectory.solver is None else 1 + (not trajectory.solver.exact))
 
 
 def chunk_for_memory(
-    budget: int, problem: AbstractProblem, one_init: Params, trajectory, optimizer, dtype, n_runs: int, n_init: int,
+    budget: int, n_fields: int, one_init: Params, trajectory, optimizer, dtype, n_runs: int, n_init: int,
     batch_size: int | None,
 ) -> int:  # fmt: skip
     """The largest chunk (a multiple of ``batch_size``) whose estimated footprint fits ``budget`` bytes:
-    per run, its records and finals, scan carry, step temporaries and eigensolver workspace; fixed,
-    the grid's inputs."""
+    per run, its ``n_fields`` records and finals, scan carry, step temporaries and eigensolver
+    workspace; fixed, the grid's inputs."""
     num_params = ravel_pytree(one_init)[0].size
     itemsize = np.dtype(dtype).itemsize
-    n_fields = record_fields(problem, one_init, trajectory)
     opt = 0
     if optimizer is not None:  # the optimizer state's size, traced abstractly
         lr0 = jnp.asarray(1.0, dtype)
@@ -267,14 +266,23 @@ def available_host_memory() -> int | None:
         return None
 
 
-def check_result_fits(estimate: int, budget: int | None, n_runs: int, n_records: int, every: int) -> None:
-    """Refuse, before anything is compiled, a sweep whose result would not fit ``budget`` bytes."""
+def check_result_fits(
+    n_fields: int, one_init: Params, trajectory, dtype, n_runs: int, n_chunks: int, budget: int | None
+) -> None:
+    """Refuse, before anything is compiled, a sweep whose result would not fit ``budget`` bytes (default:
+    3/4 of the host's available memory)."""
+    sdt = trajectory.sharpness_dtype
+    itemsize = max(np.dtype(dtype).itemsize, 0 if sdt is None else np.dtype(sdt).itemsize)
+    n_records = trajectory.num_records
+    estimate = result_bytes(n_runs, n_records, n_fields, ravel_pytree(one_init)[0].size, itemsize, n_chunks)
+    if budget is None and (available := available_host_memory()) is not None:
+        budget = 3 * available // 4
     if budget is None or estimate <= budget:
         return
     gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
     raise ValueError(
         f"the sweep's result would take ~{gib(estimate)} of host memory ({n_runs:,} runs x {n_records:,} records), "
         f"over max_result_bytes={budget:,} ({gib(budget)}; default: 3/4 of the RAM available now). Record less "
-        f"often (a larger Record(every=...), now {every}), record finals only (Record(every=num_steps)), sweep "
+        f"often (a larger Record(every=...), now {trajectory.every}), record finals only (Record(every=num_steps)), sweep "
         "fewer runs (or split the grid over several calls), or raise max_result_bytes"
     )

@@ -18,7 +18,6 @@ from jaxtyping import ArrayLike, Float, Int, PyTree
 
 from ._execution import (
     FlatScalars,
-    available_host_memory,
     check_result_fits,
     choose_batch_size,
     chunk_for_memory,
@@ -27,7 +26,6 @@ from ._execution import (
     flat_scalars,
     place,
     record_fields,
-    result_bytes,
     run_mesh,
     split_runs,
     to_host,
@@ -233,7 +231,7 @@ def _sweep(
     n_lr, n_init = budgets_np.shape
     problem = _cast_problem(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
-    check_problem(problem, one_init)
+    observables = check_problem(problem, one_init)
     check_optimizer(optimizer, one_init, lrs_np)
     num_params = ravel_pytree(one_init)[0].size
     sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
@@ -245,6 +243,7 @@ def _sweep(
         num_steps=num_steps,
         sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
     )
+    n_fields = record_fields(len(observables), trajectory)
 
     n_runs = n_lr * n_init
     mesh = run_mesh()
@@ -257,7 +256,7 @@ def _sweep(
         memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
         batch = None if auto else batch_size
-        fits = chunk_for_memory(memory_budget_bytes, problem, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
+        fits = chunk_for_memory(memory_budget_bytes, n_fields, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
         chunk = min(chunk, fits)
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
@@ -267,14 +266,7 @@ def _sweep(
         # and so a run's bits, depend on the vmap width, and must not change with chunk_size
         chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
     n_chunks = -(-n_runs // chunk)
-    itemsize = max(dtype.itemsize, 0 if sdt is None else sdt.itemsize)
-    estimate = result_bytes(
-        n_runs, trajectory.num_records, record_fields(problem, one_init, trajectory), num_params, itemsize, n_chunks
-    )
-    budget = max_result_bytes
-    if budget is None and (available := available_host_memory()) is not None:
-        budget = 3 * available // 4
-    check_result_fits(estimate, budget, n_runs, trajectory.num_records, record.every)
+    check_result_fits(n_fields, one_init, trajectory, dtype, n_runs, n_chunks, max_result_bytes)
     flat = np.arange(n_chunks * chunk)
     flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
     lr_idx_all, init_idx_all = np.divmod(flat, n_init)

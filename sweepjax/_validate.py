@@ -159,11 +159,11 @@ def check_sweep_args(
     return SweepArgs(lrs_np, inits_np, budgets, int(num_steps), as_int(chunk_size), batch)
 
 
-def check_problem(problem: AbstractProblem, one_init) -> None:
-    """Trace the loss and observables abstractly on one point; turn failures into one clear error."""
+def check_problem(problem: AbstractProblem, one_init) -> tuple[str, ...]:
+    """Trace the loss and observables abstractly on one point; turn failures into one clear error.
+    Returns the observables' names."""
     try:
-        loss = jax.eval_shape(problem.loss, one_init)
-        obs = jax.eval_shape(problem.observables, one_init)
+        loss, obs = jax.eval_shape(lambda p: (problem.loss(p), problem.observables(p)), one_init)  # one trace
     except Exception as e:
         raise ValueError(
             f"{type(problem).__name__}.loss/observables failed on one init point "
@@ -180,6 +180,7 @@ def check_problem(problem: AbstractProblem, one_init) -> None:
             raise TypeError(f"observable {name!r} must be a scalar, got shape {getattr(value, 'shape', value)}")
         if name in ("loss", "sharpness", "sharpness_residual"):
             raise ValueError(f"observable name {name!r} clashes with a built-in record")
+    return tuple(obs)
 
 
 def check_optimizer(optimizer, one_init, lrs: np.ndarray) -> None:
