@@ -17,9 +17,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import machine
 
 import sweepjax as sj
-from _common import machine
 
 
 def hand_written(problem, every: int, steps: int):

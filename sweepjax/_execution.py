@@ -266,6 +266,14 @@ def available_host_memory() -> int | None:
         return None
 
 
+def _human(n: float) -> str:
+    """A byte count in the largest binary unit it reaches: "11.2 GiB", "480 bytes"."""
+    for exp, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 2**exp:
+            return f"{n / 2**exp:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
 def check_result_fits(
     n_fields: int, one_init: Params, trajectory, dtype, n_runs: int, n_chunks: int, budget: int | None
 ) -> None:
@@ -279,10 +287,9 @@ def check_result_fits(
         budget = 3 * available // 4
     if budget is None or estimate <= budget:
         return
-    gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
     raise ValueError(
-        f"the sweep's result would take ~{gib(estimate)} of host memory ({n_runs:,} runs x {n_records:,} records), "
-        f"over max_result_bytes={budget:,} ({gib(budget)}; default: 3/4 of the RAM available now). Record less "
+        f"the sweep's result would take ~{_human(estimate)} of host memory ({n_runs:,} runs x {n_records:,} records), "
+        f"over max_result_bytes={budget:,} ({_human(budget)}; default: 3/4 of the RAM available now). Record less "
         f"often (a larger Record(every=...), now {trajectory.every}), record finals only (Record(every=num_steps)), sweep "
         "fewer runs (or split the grid over several calls), or raise max_result_bytes"
     )
