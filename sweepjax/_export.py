@@ -163,7 +163,7 @@ def load(path: _Path) -> SweepResult:
         found = "a .npy array" if magic.startswith(b"\x93NUM") else "a file that is not a zip archive"
         raise ValueError(f"'{path}' is not a sweepjax result: expected a .npz from SweepResult.save, got {found}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # (closed even if np.load fails)
             data = {k: z[k] for k in z.files}  # read everything now so that corruption surfaces here
     except Exception as e:
         raise ValueError(f"'{path}' is a corrupt or unreadable .npz archive: {type(e).__name__}: {e}") from e

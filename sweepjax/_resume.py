@@ -137,7 +137,7 @@ class ChunkStore:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # (closed even if np.load fails)
                 data = {k: z[k] for k in z.files}
             if str(data.pop("__config_hash__")) != self.config_hash or int(data.pop("__chunk__")) != c:
                 return self._recompute(path, c, "it belongs to another chunk or sweep configuration")
@@ -179,7 +179,7 @@ class ChunkStore:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                 if not self._tagged(z, c, seg):
                     return self._recompute(path, c, "it belongs to another chunk, configuration or checkpoint_every")
                 s = int(z["__segment__"])
@@ -187,7 +187,7 @@ class ChunkStore:
             parts = []
             for i in range(s + 1):
                 path = self.part_path(c, i)
-                with np.load(path, allow_pickle=False) as z:
+                with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                     if not (self._tagged(z, c, seg) and int(z["__segment__"]) == i):
                         return self._recompute(path, c, "it belongs to another chunk, segment or configuration")
                     parts.append({k[len("records/") :]: z[k] for k in z.files if k.startswith("records/")})
