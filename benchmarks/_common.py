@@ -11,7 +11,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -70,29 +69,19 @@ def sweep_call(problem, lrs, inits, steps: int, record, batch_size) -> Callable[
 
 
 def jit_loop_call(problem, lrs, inits, steps: int, record, n_runs: int | None = None) -> Callable[[], object]:
-    """A Python loop of the library's one-run program (the sweep's own ``Trajectory``, in the parameter
-    layout the sweep picks for this problem), jitted once, one call per (η, θ₀) pair (the first
-    ``n_runs``, arguments prepared outside the timing); each call returns its records and final
-    metrics, the outputs the sweep gives."""
-    from sweepjax._execution import coordinates, flat_scalars
-    from sweepjax._trajectory import Trajectory
+    """A Python loop of the library's one-run program (``sj.one_run``: the sweep's own ``Trajectory``, in
+    the parameter layout the sweep picks for this problem), jitted once, one call per (η, θ₀) pair (the
+    first ``n_runs``, arguments placed on the device outside the timing); each call returns its records
+    and final metrics, the outputs the sweep gives."""
+    import sweepjax as sj
 
-    one_init = jax.tree.map(lambda a: a[0], inits)
-    trajectory = Trajectory(optimizer=None, solver=record.solver(ravel_pytree(one_init)[0].size),
-                            observables=record.observables, every=record.every, num_steps=steps)  # fmt: skip
-    budget, thr = jnp.full((1,), steps, jnp.int32), jnp.float32(1e6)
-    coords = flat_scalars(problem, one_init)
-    run_problem = problem if coords is None else coords
-    run = jax.jit(lambda lr, th: trajectory(run_problem, lr, th, budget, thr)[:2])
-
-    def prepare(lr, i):
-        th = jax.tree.map(lambda a: np.asarray(a)[i : i + 1], inits)
-        th = th if coords is None else coordinates(th)
-        return jnp.full((1,), lr, jnp.float32), jax.tree.map(jnp.asarray, th)
-
+    program = sj.one_run(problem, jax.tree.map(lambda a: a[0], inits), num_steps=steps, record=record)
+    # the problem's data closed over as constants: ~6 µs a call leaner than program.compiled()
+    run = jax.jit(lambda lr, th: program(lr, th))
     rows = jax.tree.leaves(inits)[0].shape[0]
-    pairs = [prepare(lr, i) for lr, i in [(lr, i) for lr in lrs for i in range(rows)][:n_runs]]
-    return lambda: [run(*args) for args in pairs]
+    pairs = [(jnp.float32(lr), jax.tree.map(lambda a, i=i: jnp.asarray(a[i], jnp.float32), inits))
+             for lr in lrs for i in range(rows)][:n_runs]  # fmt: skip
+    return lambda: [(out.records, out.final) for out in (run(*args) for args in pairs)]
 
 
 def time_strategies(problem, lrs, inits, steps: int, record, strategies, out: dict, rounds: int = 3) -> None:

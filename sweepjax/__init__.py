@@ -22,4 +22,5 @@ from ._phases import (
 )
 from ._record import Record as Record
 from ._result import Status as Status, SweepResult as SweepResult
+from ._run import OneRun as OneRun, RunOutput as RunOutput, one_run as one_run
 from ._sweep import sweep as sweep, time_horizon as time_horizon

@@ -34,8 +34,15 @@ from ._progress import Progress, tick, tick_every
 from ._record import Record
 from ._result import SweepResult
 from ._resume import ChunkStore, resume_config
-from ._trajectory import Optimizer, RunState, Trajectory
-from ._validate import check_checkpoint_every, check_optimizer, check_problem, check_sweep_args, is_int
+from ._trajectory import Optimizer, RunState, Trajectory, cast_floats
+from ._validate import (
+    check_checkpoint_every,
+    check_dtype,
+    check_optimizer,
+    check_problem,
+    check_sweep_args,
+    is_int,
+)
 from .problems._base import AbstractProblem, describe
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
@@ -199,12 +206,7 @@ def sweep(
     Returns:
         a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
     """
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype != np.float32 and dtype != np.float64:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    dtype = check_dtype(dtype)
     sharpness_dtype = getattr(record, "sharpness_dtype", None)  # (record is validated inside)
     x64 = dtype == np.float64 or (sharpness_dtype is not None and sharpness_dtype == np.float64)
     with jax.enable_x64(x64):
@@ -229,7 +231,7 @@ def _sweep(
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
         raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")
     n_lr, n_init = budgets_np.shape
-    problem = _cast_problem(problem, dtype)
+    problem = cast_floats(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
     observables = check_problem(problem, one_init)
     check_optimizer(optimizer, one_init, lrs_np)
@@ -367,12 +369,6 @@ def _sweep(
             "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
         },
     )
-
-
-def _cast_problem(problem: AbstractProblem, dtype) -> AbstractProblem:
-    """Cast the problem's floating-point arrays (data, family parameters) to the sweep dtype."""
-    cast = lambda a: a.astype(dtype) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
-    return jax.tree.map(cast, problem)
 
 
 def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size) -> dict[str, Any]:

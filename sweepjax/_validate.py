@@ -85,9 +85,19 @@ def check_inits(inits, problem: AbstractProblem, dtype) -> Any:
     return jax.tree.unflatten(treedef, [a.astype(dtype) for a in arrays])
 
 
-def check_sweep_args(
-    problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype, threshold, progress
-) -> SweepArgs:
+def check_dtype(dtype) -> np.dtype:
+    """The training dtype: float32 or float64."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype != np.float32 and dtype != np.float64:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def check_settings(problem, record, optimizer, threshold) -> None:
+    """What a sweep and a single run share: the problem, the record, the optimizer, the threshold."""
     if not isinstance(problem, AbstractProblem):
         raise TypeError(
             f"problem must be a sweepjax problem (an AbstractProblem), got {type(problem).__name__}; "
@@ -95,6 +105,33 @@ def check_sweep_args(
         )
     if not isinstance(record, Record):
         raise TypeError(f"record must be a sweepjax.Record, got {type(record).__name__}")
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)) or not threshold > 0:
+        raise ValueError(f"divergence_threshold must be a positive number (inf allowed), got {threshold!r}")
+    if not (optimizer is None or isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
+        raise TypeError(
+            "optimizer must be None, an optax GradientTransformation, or a factory lr -> GradientTransformation, "
+            f"got {type(optimizer).__name__}"
+        )
+
+
+def check_num_steps(num_steps, every: int) -> None:
+    if not is_int(num_steps) or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    if num_steps % every:
+        raise ValueError(f"num_steps={num_steps} must be a multiple of record.every={every}")
+
+
+def check_one_run(problem, record, num_steps, optimizer, dtype, threshold) -> np.dtype:
+    """``one_run``'s arguments; returns the dtype."""
+    check_settings(problem, record, optimizer, threshold)
+    check_num_steps(num_steps, record.every)
+    return check_dtype(dtype)
+
+
+def check_sweep_args(
+    problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype, threshold, progress
+) -> SweepArgs:
+    check_settings(problem, record, optimizer, threshold)
     lrs_np = check_lrs(lrs)
     with np.errstate(over="ignore", under="ignore"):
         cast = lrs_np.astype(dtype)
@@ -133,10 +170,7 @@ def check_sweep_args(
         if budgets is None:
             raise ValueError("num_steps is required (or give max_steps and it defaults to their maximum)")
         num_steps = int(-(-int(budgets.max()) // every) * every) or every
-    if not is_int(num_steps) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
-    if num_steps % every:
-        raise ValueError(f"num_steps={num_steps} must be a multiple of record.every={every}")
+    check_num_steps(num_steps, every)
     if budgets is None:
         budgets = np.broadcast_to(np.int64(num_steps), (n_lr, n_init))  # a view: no n_runs-sized array yet
     elif np.any(budgets > num_steps):
@@ -145,13 +179,6 @@ def check_sweep_args(
     for name, value in (("chunk_size", chunk_size), ("batch_size", None if batch_size == "auto" else batch_size)):
         if value is not None and (not is_int(value) or value < 1):
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)) or not threshold > 0:
-        raise ValueError(f"divergence_threshold must be a positive number (inf allowed), got {threshold!r}")
-    if not (optimizer is None or isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
-        raise TypeError(
-            "optimizer must be None, an optax GradientTransformation, or a factory lr -> GradientTransformation, "
-            f"got {type(optimizer).__name__}"
-        )
     if not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(f"progress must be a bool or a callback (done, total), got {type(progress).__name__}")
     as_int = lambda v: None if v is None else int(v)  # noqa: E731  (NumPy ints are static Python ints)
