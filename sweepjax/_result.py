@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import os
 import pathlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,16 @@ class Status(enum.IntEnum):
 
     OK = 0  #: ran its whole budget with finite loss below the divergence threshold
     DIVERGED = 1  #: loss became non-finite or exceeded the threshold; parameters frozen there
+
+
+class ChunkOutput(NamedTuple):
+    """The host-side outputs of one chunk of c runs, before the chunks are joined into a ``SweepResult``."""
+
+    records: dict[str, np.ndarray]  # name -> (n_record, c), time-major
+    final: dict[str, np.ndarray]  # name -> (c,)
+    params: Any  # pytree of (c, ...) final parameters
+    alive: np.ndarray  # (c,) bool
+    diverged_at: np.ndarray  # (c,) int, meaningful where not alive
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._result import ChunkOutput
+
 MANIFEST = "manifest.json"
 RESUME_FORMAT = "sweepjax.resume/2"  # /2: the problem and optimizer hashed by what they compute
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -131,7 +133,7 @@ class ChunkStore:
     def path(self, c: int) -> pathlib.Path:
         return self.dir / f"chunk_{c:05d}.npz"
 
-    def load(self, c: int):
+    def load(self, c: int) -> ChunkOutput | None:
         """The saved outputs of chunk c, or None if it is not (readably) there."""
         path = self.path(c)
         if not path.exists():
@@ -144,13 +146,8 @@ class ChunkStore:
             sub = lambda p: {k[len(p) :]: v for k, v in data.items() if k.startswith(p)}  # noqa: E731
             params = sub("params/")
             leaves = [params[str(i)] for i in range(len(params))]
-            return (
-                sub("records/"),
-                sub("final/"),
-                jax.tree.unflatten(self.treedef, leaves),
-                data["alive"],
-                data["diverged_at"],
-            )
+            params = jax.tree.unflatten(self.treedef, leaves)
+            return ChunkOutput(sub("records/"), sub("final/"), params, data["alive"], data["diverged_at"])
         except Exception as e:  # damaged: recompute this chunk (it is rewritten atomically)
             return self._recompute(path, c, f"it cannot be read ({type(e).__name__})")
 
@@ -202,17 +199,16 @@ class ChunkStore:
             and int(z["__records_per_segment__"]) == seg
         )
 
-    def save(self, c: int, piece) -> None:
+    def save(self, c: int, out: ChunkOutput) -> None:
         """Chunk c is done: its outputs atomically, then its checkpoints are removed."""
-        records, final, params, alive, diverged_at = piece
         arrays = {
             "__config_hash__": np.array(self.config_hash),
             "__chunk__": np.array(c),
-            **{f"records/{k}": np.asarray(v) for k, v in records.items()},
-            **{f"final/{k}": np.asarray(v) for k, v in final.items()},
-            **{f"params/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(params))},
-            "alive": np.asarray(alive),
-            "diverged_at": np.asarray(diverged_at),
+            **{f"records/{k}": np.asarray(v) for k, v in out.records.items()},
+            **{f"final/{k}": np.asarray(v) for k, v in out.final.items()},
+            **{f"params/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(out.params))},
+            "alive": np.asarray(out.alive),
+            "diverged_at": np.asarray(out.diverged_at),
         }
         self._write(self.path(c), lambda f: np.savez(f, **arrays))
         self.carry_path(c).unlink(missing_ok=True)

@@ -19,20 +19,16 @@ from jaxtyping import ArrayLike, Float, Int, PyTree
 from ._execution import (
     FlatScalars,
     check_result_fits,
-    choose_batch_size,
-    chunk_for_memory,
     coordinates,
-    default_memory_budget,
-    flat_scalars,
     place,
     record_fields,
-    run_mesh,
     split_runs,
     to_host,
 )  # fmt: skip
+from ._plan import make_plan
 from ._progress import Progress, tick, tick_every
 from ._record import Record
-from ._result import SweepResult
+from ._result import ChunkOutput, SweepResult
 from ._resume import ChunkStore, resume_config
 from ._trajectory import Optimizer, RunState, Trajectory, cast_floats
 from ._validate import (
@@ -246,35 +242,13 @@ def _sweep(
         sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
     )
     n_fields = record_fields(len(observables), trajectory)
+    plan = make_plan(
+        problem, one_init, trajectory, optimizer, dtype, n_lr, n_init, n_fields, chunk_size, batch_size,
+        memory_budget_bytes, checkpoint_every,
+    )  # fmt: skip
+    n_runs, mesh, coords = plan.n_runs, plan.mesh, plan.layout
+    check_result_fits(n_fields, one_init, trajectory, dtype, n_runs, plan.n_chunks, max_result_bytes)
 
-    n_runs = n_lr * n_init
-    mesh = run_mesh()
-    n_dev = 1 if mesh is None else mesh.size
-    auto = batch_size == "auto"
-    if auto:
-        batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend())
-    chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
-    if memory_budget_bytes is None:
-        memory_budget_bytes = default_memory_budget()
-    if memory_budget_bytes is not None:
-        batch = None if auto else batch_size
-        fits = chunk_for_memory(memory_budget_bytes, n_fields, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
-        chunk = min(chunk, fits)
-    if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
-        batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
-    chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device
-    if batch_size is not None:
-        # every run is computed in a batch of exactly batch_size (padded), never narrower: XLA's code,
-        # and so a run's bits, depend on the vmap width, and must not change with chunk_size
-        chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
-    n_chunks = -(-n_runs // chunk)
-    check_result_fits(n_fields, one_init, trajectory, dtype, n_runs, n_chunks, max_result_bytes)
-    flat = np.arange(n_chunks * chunk)
-    flat = np.minimum(flat, n_runs - 1)  # pad with copies of the last run: valid, then discarded
-    lr_idx_all, init_idx_all = np.divmod(flat, n_init)
-
-    # tiny problems run over their coordinates as separate scalars (same bits, fewer kernels)
-    coords = flat_scalars(problem, one_init)
     lrs_dev, run_inits, budgets_dev, threshold, run_problem = place(
         (
             np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
@@ -285,30 +259,25 @@ def _sweep(
         ),
         mesh,
     )
-
     store = None
     if out_dir is not None:
         config = resume_config(
             problem, one_init, lrs_np, inits_np, budgets_np, num_steps, record, trajectory, dtype,
-            divergence_threshold, chunk, batch_size,
+            divergence_threshold, plan.chunk, plan.batch_size,
         )  # fmt: skip
-        store = ChunkStore(out_dir, config, n_chunks, jax.tree.structure(inits_np))
-
-    n_records = trajectory.num_records
-    seg = n_records if checkpoint_every is None else checkpoint_every // record.every  # records per segment
-    starts = range(0, n_records, seg)  # each segment's first record
+        store = ChunkStore(out_dir, config, plan.n_chunks, jax.tree.structure(inits_np))
+    n_records, seg, starts = plan.n_records, plan.seg, plan.starts
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
         one = jax.tree.map(lambda a: a[:1], run_inits)
         state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], one))
-    report = Progress(progress, n_chunks * len(starts), n_runs * num_steps)
+    report = Progress(progress, plan.n_chunks * len(starts), n_runs * num_steps)
     try:
         pieces = []
-        for c in range(n_chunks):
+        for c in range(plan.n_chunks):
             piece = None if store is None else store.load(c)
             if piece is None:
-                sl = slice(c * chunk, (c + 1) * chunk)
-                lr_idx, init_idx = place((lr_idx_all[sl].astype(np.int32), init_idx_all[sl].astype(np.int32)), mesh, True)
+                lr_idx, init_idx = place(plan.runs(c), mesh, True)
                 parts, state = [], None
                 if state_def is not None:  # resume this chunk from its last saved carry
                     saved = store.load_carry(c, seg, state_def)
@@ -320,7 +289,7 @@ def _sweep(
                     last = s == len(starts) - 1
                     records, rest = _run_chunk(
                         trajectory, run_problem, lrs_dev, run_inits, budgets_dev, lr_idx, init_idx, threshold,
-                        batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
+                        plan.batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
                         np.int32(report.token), report.ticks,
                     )  # fmt: skip
                     parts.append(to_host(records))
@@ -330,16 +299,22 @@ def _sweep(
                             store.save_carry(c, s, seg, parts[-1], to_host(state))
                         report.piece_done(c * len(starts) + s + 1)
                 records = {n: parts[0][n] if len(parts) == 1 else np.concatenate([p[n] for p in parts]) for n in parts[0]}
-                piece = (records, *to_host(rest))
+                piece = ChunkOutput(records, *to_host(rest))
                 if store is not None:
                     store.save(c, piece)
             pieces.append(piece)
             report.piece_done((c + 1) * len(starts))
     finally:
         report.close()
-    join = lambda axis: lambda *xs: (xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis))  # noqa: E731
-    records = {n: join(1)(*[p[0][n] for p in pieces])[:, :n_runs] for n in pieces[0][0]}
-    final, params, alive, diverged_at = jax.tree.map(lambda *xs: join(0)(*xs)[:n_runs], *[p[1:] for p in pieces])
+    def join(axis: int):  # the chunks along their run axis (1 for time-major records, else 0), unpadded
+        def cat(*xs):
+            a = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis)
+            return a[:, :n_runs] if axis else a[:n_runs]
+
+        return cat
+
+    records = jax.tree.map(join(1), *[p.records for p in pieces])
+    final, params, alive, diverged_at = jax.tree.map(join(0), *[p[1:] for p in pieces])
 
     grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
     status = np.where(grid(alive), 0, 1).astype(np.int8)
@@ -362,8 +337,8 @@ def _sweep(
         diverged_step=diverged_step,
         num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
         metadata={
-            **_metadata(problem, trajectory, record, dtype, divergence_threshold, chunk, batch_size),
-            "devices": n_dev,
+            **_metadata(problem, trajectory, record, dtype, divergence_threshold, plan.chunk, plan.batch_size),
+            "devices": plan.devices,
             "params_layout": "pytree" if coords is None else "flat scalars",
             "processes": jax.process_count(),
             "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),

@@ -1,0 +1,98 @@
+"""The execution plan of a sweep: vmap width, chunking, devices, parameter layout and segments.
+
+Decided once per call, on the host, from the problem's structure, the grid's size, the memory budget
+and the devices; the engine then runs chunk by chunk, segment by segment, as the plan says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from ._execution import (
+    FlatScalars,
+    choose_batch_size,
+    chunk_for_memory,
+    default_memory_budget,
+    flat_scalars,
+    run_mesh,
+)
+from .problems._base import AbstractProblem, Params
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How the ``n_runs`` = n_lr × n_init runs of a sweep execute."""
+
+    n_runs: int
+    n_init: int
+    batch_size: int | None  #: vmap width inside a chunk (``lax.map`` over batches); None: the whole chunk
+    chunk: int  #: runs per compiled chunk: whole batches on every device (the last chunk is padded)
+    mesh: Mesh | None  #: the devices a chunk's runs are split over (None: one device)
+    layout: FlatScalars | None  #: a tiny problem seen through its coordinates (same bits, fewer kernels)
+    n_records: int  #: records per run, t = 0, k, …, T
+    seg: int  #: records per segment (one compiled call each; all of them without checkpoints)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_runs // self.chunk)
+
+    @property
+    def devices(self) -> int:
+        return 1 if self.mesh is None else self.mesh.size
+
+    @property
+    def starts(self) -> range:
+        """Each segment's first record."""
+        return range(0, self.n_records, self.seg)
+
+    def runs(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lr index, init index) of chunk c's runs, padded with copies of the last run (computed, then
+        discarded)."""
+        flat = np.minimum(np.arange(c * self.chunk, (c + 1) * self.chunk), self.n_runs - 1)
+        lr_idx, init_idx = np.divmod(flat, self.n_init)
+        return lr_idx.astype(np.int32), init_idx.astype(np.int32)
+
+
+def make_plan(
+    problem: AbstractProblem,
+    one_init: Params,
+    trajectory,
+    optimizer,
+    dtype,
+    n_lr: int,
+    n_init: int,
+    n_fields: int,
+    chunk_size: int | None,
+    batch_size: int | str | None,
+    memory_budget_bytes: int | None,
+    checkpoint_every: int | None,
+) -> Plan:
+    """Pick the vmap width (``"auto"``: from XLA's FLOP estimate), the chunk (at most ``chunk_size``
+    and what the memory budget allows, rounded to whole batches per device), the mesh and the layout."""
+    n_runs = n_lr * n_init
+    mesh = run_mesh()
+    n_dev = 1 if mesh is None else mesh.size
+    auto = batch_size == "auto"
+    if auto:
+        batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend())
+    chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
+    if memory_budget_bytes is None:
+        memory_budget_bytes = default_memory_budget()
+    if memory_budget_bytes is not None:
+        batch = None if auto else batch_size
+        fits = chunk_for_memory(memory_budget_bytes, n_fields, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
+        chunk = min(chunk, fits)
+    if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
+        batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
+    chunk = -(-chunk // n_dev) * n_dev  # a whole number of runs per device
+    if batch_size is not None:
+        # every run is computed in a batch of exactly batch_size (padded), never narrower: XLA's code,
+        # and so a run's bits, depend on the vmap width, and must not change with chunk_size
+        chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
+    n_records = trajectory.num_records
+    seg = n_records if checkpoint_every is None else checkpoint_every // trajectory.every
+    return Plan(n_runs, n_init, batch_size, chunk, mesh, flat_scalars(problem, one_init), n_records, seg)
