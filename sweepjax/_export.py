@@ -13,13 +13,12 @@ import json
 import os
 import pathlib
 import re
-import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
+from ._io import atomic_write, write_with
 from ._result import Status, SweepResult
 
 if TYPE_CHECKING:
@@ -117,13 +116,7 @@ def save(result: SweepResult, path: _Path) -> pathlib.Path:
         **{f"final_params/{k}": v for k, v in final_params.items()},
     }
 
-    def write(tmp: pathlib.Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _atomic_write(path, write)
+    atomic_write(path, write_with(lambda f: np.savez(f, **arrays)), f"cannot write sweep result to '{path}'")
     return path
 
 
@@ -282,7 +275,8 @@ def to_netcdf(result: SweepResult, path: _Path) -> pathlib.Path:
     path = _with_suffix(path, _NETCDF_SUFFIXES)
     ds = to_xarray(result)
     encoding = {name: {"_FillValue": None} for name in ds.variables}  # no CF masking: keep bits exact
-    _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
+    write = lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)  # noqa: E731
+    atomic_write(path, write, f"cannot write sweep result to '{path}'")
     return path
 
 
@@ -329,31 +323,6 @@ def _check_format(marker: Any, where: str, entry: str) -> None:
 def _with_suffix(path: _Path, suffixes: tuple[str, ...]) -> pathlib.Path:
     path = pathlib.Path(path)
     return path if path.suffix in suffixes else path.with_name(path.name + suffixes[0])
-
-
-def _atomic_write(path: pathlib.Path, write: Callable[[pathlib.Path], None]) -> None:
-    """Call ``write`` on a fresh temporary file beside ``path``, then move it over ``path``."""
-    try:
-        while True:  # a new file, created like ``open`` does (mode 0o666 minus the umask)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                break
-            except FileExistsError:
-                continue
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        msg = f"cannot write sweep result to '{path}': {e.strerror or e}"
-        try:
-            err = type(e)(msg)  # keep the type (PermissionError, FileNotFoundError, ...)
-        except TypeError:
-            err = OSError(msg)
-        raise err from e
 
 
 def _safe(key: str) -> str:

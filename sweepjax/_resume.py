@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import re
-import uuid
 import warnings
 from typing import Any
 
@@ -37,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._io import atomic_write, write_with
 from ._result import ChunkOutput
 
 MANIFEST = "manifest.json"
@@ -215,22 +215,9 @@ class ChunkStore:
         for part in self.dir.glob(f"chunk_{c:05d}.part_*.npz"):
             part.unlink(missing_ok=True)
 
-    def _write(self, path: pathlib.Path, write) -> None:
-        """Atomically: a temporary file in the same folder, flush + fsync, then ``os.replace``."""
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            try:
-                with open(tmp, "wb") as f:
-                    write(f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-                _fsync_dir(self.dir)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        except OSError as e:
-            raise OSError(f"cannot write to out_dir '{self.dir}': {e.strerror or e}") from e
+    def _write(self, path: pathlib.Path, fill) -> None:
+        """Atomically (``_io.atomic_write``), ``fill(f)`` writing the file's bytes."""
+        atomic_write(path, write_with(fill), f"cannot write to out_dir '{self.dir}'")
 
 
 def computation_hash(fn, *args) -> str:
@@ -306,17 +293,3 @@ def resume_config(
         "batch_size": batch_size,
         "versions": {"sweepjax": __version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__},
     }
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
