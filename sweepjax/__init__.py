@@ -3,7 +3,8 @@
 __version__ = "0.1.0"
 
 from . import datasets as datasets, plot as plot, problems as problems, theory as theory
-from ._boundary import Boundary as Boundary, criteria as criteria, find_boundary as find_boundary
+from ._boundary import Boundary as Boundary, find_boundary as find_boundary
+from ._criteria import criteria as criteria
 from ._curvature import (
     DenseEigh as DenseEigh,
     Eig as Eig,

@@ -10,231 +10,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import types
 from collections.abc import Callable
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, PyTree
 
-from ._phases import Phase, classify, phase_rules
+from ._criteria import describe, readable, recorded_names, resolve
 from ._record import Record
 from ._result import SweepResult
 from ._sweep import sweep
 from .problems._base import AbstractProblem
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Criterion:
-    """A named predicate on a sweep: ``criterion(result)`` -> (n_lr, n_init) bool.
-
-    Build one with the constructors in ``sweepjax.criteria``; any plain callable
-    ``SweepResult -> bool array`` works wherever a criterion is expected.
-    """
-
-    name: str
-    fn: Callable[[SweepResult], np.ndarray]
-    params: tuple[tuple[str, Any], ...] = ()
-    needs_sharpness: bool = False  #: the sweep must record ``sharpness``
-    #: the names it reads as ``result[name]`` would (``"loss"``, ``"final_loss"``, ``"initial_loss"``),
-    #: checked against what the sweep records before ``find_boundary`` runs one
-    reads: tuple[str, ...] = ()
-
-    def __call__(self, result: SweepResult) -> np.ndarray:
-        return self.fn(result)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params)
-        return f"criteria.{self.name}({args})"
-
-
-def diverges() -> Criterion:
-    """The run diverged (``status`` DIVERGED)."""
-    return Criterion("diverges", lambda res: np.asarray(res.diverged))
-
-
-def eos(**thresholds) -> Criterion:
-    """``classify``'s edge-of-stability rule holds (not diverged), whatever the catapult rule says.
-
-    ``thresholds`` are ``classify``'s keywords (``curvature``, ``edge``, ``eos_tol``, ...).
-    """
-    _check_thresholds(thresholds)
-    return Criterion(
-        "eos",
-        lambda res: phase_rules(res, **thresholds)[Phase.EOS],
-        tuple(thresholds.items()),
-        _curv(thresholds),
-        _phase_reads(thresholds),
-    )
-
-
-def catapults(**thresholds) -> Criterion:
-    """``classify`` labels the run CATAPULT; ``thresholds`` are ``classify``'s keywords."""
-    _check_thresholds(thresholds)
-    return Criterion(
-        "catapults",
-        lambda res: classify(res, **thresholds) == Phase.CATAPULT,
-        tuple(thresholds.items()),
-        _curv(thresholds),
-        _phase_reads(thresholds),
-    )
-
-
-def is_phase(phase: Phase | int, **thresholds) -> Criterion:
-    """``classify`` labels the run ``phase``; ``thresholds`` are ``classify``'s keywords."""
-    phase = Phase(phase)
-    _check_thresholds(thresholds)
-    return Criterion(
-        "is_phase",
-        lambda res: classify(res, **thresholds) == phase,
-        (("phase", phase), *thresholds.items()),
-        _curv(thresholds),
-        _phase_reads(thresholds),
-    )
-
-
-def below(name: str, level: float, *, diverged: bool = False) -> Criterion:
-    """The final value of record ``name`` is below ``level``; diverged runs count as ``diverged``.
-
-    ``name`` is a record (its final value: ``"b"``, ``"loss"``) or any per-run name ``result[name]``
-    accepts (``"final_loss"``, ``"initial_loss"``). E.g. ``below("b", -0.01)``: a threshold neuron's
-    bias was learned. A NaN value of a run that did not diverge counts as False.
-    """
-    _check_level(name, level, diverged)
-    return Criterion(
-        "below",
-        lambda res: _compare(res, name, np.less, level, diverged),
-        (("name", name), ("level", level), ("diverged", diverged)),
-        reads=(name,),
-    )
-
-
-def above(name: str, level: float, *, diverged: bool = False) -> Criterion:
-    """The final value of record ``name`` is above ``level``; diverged runs count as ``diverged``.
-
-    ``name`` as in ``below``. E.g. ``above("loss", 1.0, diverged=True)`` (or ``"final_loss"``): the
-    run did not get below loss 1. A NaN value of a run that did not diverge counts as False.
-    """
-    _check_level(name, level, diverged)
-    return Criterion(
-        "above",
-        lambda res: _compare(res, name, np.greater, level, diverged),
-        (("name", name), ("level", level), ("diverged", diverged)),
-        reads=(name,),
-    )
-
-
-def _per_run(res: SweepResult, name: str) -> np.ndarray:
-    """The (n_lr, n_init) value of ``name``: a record's final value, or ``res[name]`` (``final_x``, ``initial_x``)."""
-    if name in res.final:
-        return res.final[name]
-    try:
-        value = res[name]
-    except KeyError:
-        value = None
-    if value is None or np.shape(value) != tuple(res.shape):
-        raise ValueError(
-            f"criterion record {name!r} is not in the result (records: {sorted(res.records)}, each also as "
-            "'final_<name>' or 'initial_<name>')"
-        )
-    return value
-
-
-def _compare(res: SweepResult, name: str, op, level: float, diverged: bool) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        out = op(np.asarray(_per_run(res, name), dtype=float), level)
-    return np.where(res.diverged, diverged, out)
-
-
-def _check_level(name, level, diverged) -> None:
-    if not isinstance(name, str):
-        raise ValueError(f"name must be a record name (str), got {name!r}")
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or math.isnan(level):
-        raise ValueError(f"level must be a number, got {level!r}")
-    if not isinstance(diverged, bool):
-        raise ValueError(f"diverged must be a bool, got {diverged!r}")
-
-
-_THRESHOLDS = ("curvature", "edge", "eos_tol", "window", "rise_tol", "catapult_factor", "lazy_tol")
-
-
-def _curv(thresholds: dict) -> bool:
-    return thresholds.get("curvature", "sharpness") == "sharpness"
-
-
-def _phase_reads(thresholds: dict) -> tuple[str, ...]:
-    curvature = thresholds.get("curvature", "sharpness")
-    return ("loss", curvature) if isinstance(curvature, str) else ("loss",)
-
-
-def _recorded_names(problem: AbstractProblem, inits, record: Record) -> set[str] | None:
-    """The record names a sweep of ``problem`` from ``inits`` with ``record`` will produce (None: unknown).
-
-    Traced abstractly (``jax.eval_shape`` of the observables on one init), so nothing is compiled.
-    """
-    one = jax.tree.map(lambda a: jnp.asarray(a[0]), inits)
-    try:
-        observables = jax.eval_shape(problem.observables, one) if record.observables else {}
-        names = {"loss", *observables}
-    except Exception:  # a broken problem: the sweep reports it, with its own clear error
-        return None
-    solver = record.solver(sum(int(np.size(x)) for x in jax.tree.leaves(one)))
-    if solver is not None:
-        names.add("sharpness")
-        if not solver.exact:  # an exact solve records no residual
-            names.add("sharpness_residual")
-    return names
-
-
-def _readable(name: str, recorded: set[str]) -> bool:
-    """Whether ``result[name]`` (or a record's final value) will exist given the recorded names."""
-    return name in recorded or any(name.startswith(p) and name[len(p) :] in recorded for p in ("final_", "initial_"))
-
-
-def _describe(criterion) -> str:
-    if isinstance(criterion, Criterion):
-        return repr(criterion)
-    return getattr(criterion, "__qualname__", None) or repr(criterion)
-
-
-def _check_thresholds(thresholds: dict) -> None:
-    unknown = sorted(set(thresholds) - set(_THRESHOLDS))
-    if unknown:
-        raise ValueError(f"unknown classify thresholds {unknown}; known: {list(_THRESHOLDS)}")
-
-
-#: criteria usable by name in ``find_boundary`` (each a constructor taking keyword thresholds)
-REGISTRY: dict[str, Callable[..., Criterion]] = {"diverges": diverges, "eos": eos, "catapults": catapults}
-
-criteria = types.SimpleNamespace(
-    Criterion=Criterion,
-    REGISTRY=REGISTRY,
-    diverges=diverges,
-    eos=eos,
-    catapults=catapults,
-    is_phase=is_phase,
-    below=below,
-    above=above,
-)
-criteria.__doc__ = """Boundary criteria: ``diverges()``, ``eos(**thresholds)``, ``catapults(**thresholds)``,
-``is_phase(phase, **thresholds)``, ``below(name, level)``, ``above(name, level)``; ``REGISTRY`` maps the
-names usable as strings in ``find_boundary`` to their constructors."""
-
-
-def _resolve(criterion) -> Callable[[SweepResult], np.ndarray]:
-    if isinstance(criterion, str):
-        if criterion not in REGISTRY:
-            needs_args = criterion in ("below", "above")
-            hint = f" (it needs arguments: criteria.{criterion}(name, level))" if needs_args else ""
-            raise ValueError(f"unknown criterion {criterion!r}{hint}; known names: {sorted(REGISTRY)}")
-        return REGISTRY[criterion]()
-    if not callable(criterion):
-        raise ValueError(
-            f"criterion must be a name in {sorted(REGISTRY)} or a callable SweepResult -> bool, got {criterion!r}"
-        )
-    return criterion
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -360,7 +146,7 @@ def find_boundary(
         ```
     """
     lo0, hi0 = _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs)
-    crit = _resolve(criterion)
+    crit = resolve(criterion)
     needs_sharpness = getattr(crit, "needs_sharpness", False)
     if record is None:
         record = Record() if needs_sharpness else Record(sharpness=None)
@@ -373,8 +159,8 @@ def find_boundary(
         raise ValueError("inits must be a pytree of arrays with a leading axis n_init")
     n_init = int(np.shape(leaves[0])[0])
     reads = getattr(crit, "reads", ())
-    recorded = _recorded_names(problem, inits, record) if reads else None
-    missing = [n for n in reads if recorded is not None and not _readable(n, recorded)]
+    recorded = recorded_names(problem, inits, record) if reads else None
+    missing = [n for n in reads if recorded is not None and not readable(n, recorded)]
     if missing:
         hint = " (record has observables=False)" if not record.observables else ""
         raise ValueError(
@@ -398,12 +184,12 @@ def find_boundary(
         got = f"shape {out.shape}, dtype {out.dtype}"
         if out.dtype != np.bool_:
             raise TypeError(
-                f"criterion {_describe(crit)} must return an (n_lr, n_init) = {lrs.shape} bool array, got {got}; "
+                f"criterion {describe(crit)} must return an (n_lr, n_init) = {lrs.shape} bool array, got {got}; "
                 "compare values with a level, e.g. criteria.above('final_loss', 1.0)"
             )
         if out.shape != lrs.shape:
             raise ValueError(
-                f"criterion {_describe(crit)} returned {got}, expected a bool array of shape "
+                f"criterion {describe(crit)} returned {got}, expected a bool array of shape "
                 f"(n_lr, n_init) = {lrs.shape}"
             )
         return out

@@ -11,7 +11,7 @@ from matplotlib.collections import PathCollection, PolyCollection, QuadMesh  # n
 from matplotlib.contour import ContourSet  # noqa: E402
 
 import sweepjax as sj  # noqa: E402
-from sweepjax import plot, theory  # noqa: E402
+from sweepjax import _drawing, plot, theory  # noqa: E402
 from sweepjax._result import SweepResult  # noqa: E402
 
 LRS = np.array([0.5, 0.1, 1.0])  # deliberately unsorted
@@ -69,8 +69,8 @@ def test_phase_diagram_sorts_and_masks():
     # axes: log η, cell edges around the sorted centers, colour bar added
     assert ax.get_xscale() == "log" and ax.get_ylabel() == "initial y2_minus_x2"
     coords = _mesh(ax).get_coordinates()  # (n_y + 1, n_x + 1, 2)
-    np.testing.assert_allclose(coords[0, :, 0], plot._cell_edges(np.sort(LRS), log=True))
-    np.testing.assert_allclose(coords[:, 0, 1], plot._cell_edges(np.sort(GAPS)))
+    np.testing.assert_allclose(coords[0, :, 0], _drawing._cell_edges(np.sort(LRS), log=True))
+    np.testing.assert_allclose(coords[:, 0, 1], _drawing._cell_edges(np.sort(GAPS)))
     assert len(ax.figure.axes) == 2
 
 
@@ -107,18 +107,18 @@ def test_phase_diagram_result_attribute_log_y_and_contours():
     np.testing.assert_array_equal(np.ma.getdata(arr)[diverged], [5.0, 5.0])
     masked = plot.phase_diagram(res, "diverged_step", y=GAPS, colorbar=False)  # mask_diverged=True hides all
     assert np.ma.getmaskarray(_mesh(masked).get_array()).all()
-    np.testing.assert_allclose(_mesh(ax).get_coordinates()[:, 0, 1], plot._cell_edges(np.sort(GAPS), log=True))
+    np.testing.assert_allclose(_mesh(ax).get_coordinates()[:, 0, 1], _drawing._cell_edges(np.sort(GAPS), log=True))
     ax2 = plot.phase_diagram(res, "final_sharpness", y=GAPS, contours=[3.0, 6.0], colorbar=False)
     (cs,) = [c for c in ax2.get_children() if isinstance(c, ContourSet)]
     np.testing.assert_allclose(cs.levels, [3.0, 6.0])
 
 
 def test_cell_edges():
-    np.testing.assert_allclose(plot._cell_edges(np.array([1.0, 2.0, 4.0])), [0.5, 1.5, 3.0, 5.0])
-    np.testing.assert_allclose(plot._cell_edges(np.array([1.0, 4.0, 16.0]), log=True), [0.5, 2.0, 8.0, 32.0])
-    np.testing.assert_allclose(plot._cell_edges(np.array([3.0])), [2.5, 3.5])
+    np.testing.assert_allclose(_drawing._cell_edges(np.array([1.0, 2.0, 4.0])), [0.5, 1.5, 3.0, 5.0])
+    np.testing.assert_allclose(_drawing._cell_edges(np.array([1.0, 4.0, 16.0]), log=True), [0.5, 2.0, 8.0, 32.0])
+    np.testing.assert_allclose(_drawing._cell_edges(np.array([3.0])), [2.5, 3.5])
     with pytest.raises(ValueError, match="positive"):
-        plot._cell_edges(np.array([0.0, 1.0]), log=True)
+        _drawing._cell_edges(np.array([0.0, 1.0]), log=True)
 
 
 def test_phase_diagram_bad_input():
@@ -207,12 +207,12 @@ def test_phase_diagram_per_init_columns_draws_each_inits_own_step_sizes():
     assert not [c for c in ax.collections if isinstance(c, QuadMesh)]
     n_lr, n_init = LR_COLS.shape
     init_order = np.argsort(GAPS)
-    y_edges = plot._cell_edges(np.sort(GAPS))
+    y_edges = _drawing._cell_edges(np.sort(GAPS))
     boxes = np.array([p.vertices[:4] for p in cells.get_paths()]).reshape(n_init, n_lr, 4, 2)
     for row, j in enumerate(init_order):  # rows by ascending gap, each with its own η cells
         lr_order = np.argsort(LR_COLS[:, j])
         x_lo, x_hi = boxes[row, :, :, 0].min(axis=-1), boxes[row, :, :, 0].max(axis=-1)
-        edges = plot._cell_edges(LR_COLS[lr_order, j], log=True)
+        edges = _drawing._cell_edges(LR_COLS[lr_order, j], log=True)
         np.testing.assert_allclose(x_lo, edges[:-1])
         np.testing.assert_allclose(x_hi, edges[1:])
         assert np.all((x_lo < LR_COLS[lr_order, j]) & (LR_COLS[lr_order, j] < x_hi))  # the plotted η are init j's
@@ -227,7 +227,7 @@ def test_phase_diagram_per_init_columns_draws_each_inits_own_step_sizes():
     # equal columns are a rectilinear grid again: one QuadMesh
     same = dataclasses.replace(_result(), lrs=np.repeat(LRS[:, None], GAPS.size, axis=1))
     np.testing.assert_allclose(_mesh(plot.phase_diagram(same)).get_coordinates()[0, :, 0],
-                               plot._cell_edges(np.sort(LRS), log=True))  # fmt: skip
+                               _drawing._cell_edges(np.sort(LRS), log=True))  # fmt: skip
 
 
 def test_trajectories_label_each_runs_own_step_size():

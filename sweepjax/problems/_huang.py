@@ -62,7 +62,7 @@ class LinearPredictor(AbstractProblem):
     Observables: ``ntk`` (λ, constant), ``margin`` = minᵢ yᵢf(xᵢ), and ``f_i`` = f(xᵢ) for n ≤ 8.
     """
 
-    X: Float[Array, "n *d"]
+    X: Float[Array, " n *d"]
     y: Float[Array, " n"]
     loss_name: str = eqx.field(static=True)
 
@@ -95,7 +95,7 @@ class LinearPredictor(AbstractProblem):
     def param_shapes(self) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct(self.X.shape[1:], jnp.float32)
 
-    def init(self, key: PRNGKeyArray, num: int) -> Float[Array, "num *d"]:
+    def init(self, key: PRNGKeyArray, num: int) -> Float[Array, " num *d"]:
         """w₀ ~ N(0, I)."""
         return jax.random.normal(key, (num,) + self.X.shape[1:])
 

@@ -22,17 +22,17 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 from ._base import AbstractProblem, Params, Scalar
 
 
-def mse(f: Float[Array, "n *k"], y: Float[Array, "n *k"]) -> Float[Array, "n *k"]:
+def mse(f: Float[Array, " n *k"], y: Float[Array, " n *k"]) -> Float[Array, " n *k"]:
     """ℓ(f, y) = ½(f − y)² (summed over output dimensions, averaged over samples)."""
     return 0.5 * (f - y) ** 2
 
 
-def logistic(f: Float[Array, "n *k"], y: Float[Array, "n *k"]) -> Float[Array, "n *k"]:
+def logistic(f: Float[Array, " n *k"], y: Float[Array, " n *k"]) -> Float[Array, " n *k"]:
     """ℓ(f, y) = log(1 + e^{−yf}), computed stably as softplus(−yf); y ∈ {±1}."""
     return jax.nn.softplus(-y * f)
 
 
-def exponential(f: Float[Array, "n *k"], y: Float[Array, "n *k"]) -> Float[Array, "n *k"]:
+def exponential(f: Float[Array, " n *k"], y: Float[Array, " n *k"]) -> Float[Array, " n *k"]:
     """ℓ(f, y) = e^{−yf}; y ∈ {±1}."""
     return jnp.exp(-y * f)
 
