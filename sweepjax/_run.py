@@ -99,15 +99,6 @@ def one_run(
     dtype = check_one_run(problem, record, num_steps, optimizer, dtype, divergence_threshold)
     problem = cast_floats(problem, dtype)
     one = cast_floats(jax.tree.map(jnp.asarray, init_like), dtype)
-    num_params = ravel_pytree(one)[0].size
-    sdt = record.sharpness_dtype
-    trajectory = Trajectory(
-        optimizer=optimizer,
-        solver=record.solver(num_params),
-        observables=record.observables,
-        every=record.every,
-        num_steps=num_steps,
-        sharpness_dtype=None if sdt is None or sdt == dtype else sdt,
-    )
+    trajectory = Trajectory.of(record, optimizer, num_steps, ravel_pytree(one)[0].size, dtype)
     coords = flat_scalars(problem, one)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)

@@ -231,16 +231,7 @@ def _sweep(
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
     observables = check_problem(problem, one_init)
     check_optimizer(optimizer, one_init, lrs_np)
-    num_params = ravel_pytree(one_init)[0].size
-    sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
-    trajectory = Trajectory(
-        optimizer=optimizer,
-        solver=record.solver(num_params),
-        observables=record.observables,
-        every=record.every,
-        num_steps=num_steps,
-        sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
-    )
+    trajectory = Trajectory.of(record, optimizer, num_steps, ravel_pytree(one_init)[0].size, dtype)
     n_fields = record_fields(len(observables), trajectory)
     plan = make_plan(
         problem, one_init, trajectory, optimizer, dtype, n_lr, n_init, n_fields, chunk_size, batch_size,

@@ -188,6 +188,19 @@ class Trajectory(eqx.Module):
         )
         return last, state
 
+    @classmethod
+    def of(cls, record, optimizer: Optimizer, num_steps: int, num_params: int, dtype) -> Trajectory:
+        """The trajectory a ``Record`` asks for, for a problem of ``num_params`` parameters trained in ``dtype``."""
+        sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
+        return cls(
+            optimizer=optimizer,
+            solver=record.solver(num_params),
+            observables=record.observables,
+            every=record.every,
+            num_steps=num_steps,
+            sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
+        )
+
     @property
     def num_records(self) -> int:
         """Records per run: t = 0, k, …, T."""
