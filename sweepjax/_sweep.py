@@ -297,6 +297,7 @@ def _sweep(
             report.piece_done((c + 1) * len(starts))
     finally:
         report.close()
+
     def join(axis: int):  # the chunks along their run axis (1 for time-major records, else 0), unpadded
         def cat(*xs):
             a = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=axis)
