@@ -12,6 +12,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from ._config import SweepConfig
 from ._execution import (
     FlatScalars,
     choose_batch_size,
@@ -20,7 +21,6 @@ from ._execution import (
     flat_scalars,
     run_mesh,
 )
-from .problems._base import AbstractProblem, Params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,22 +57,11 @@ class Plan:
         return lr_idx.astype(np.int32), init_idx.astype(np.int32)
 
 
-def make_plan(
-    problem: AbstractProblem,
-    one_init: Params,
-    trajectory,
-    optimizer,
-    dtype,
-    n_lr: int,
-    n_init: int,
-    n_fields: int,
-    chunk_size: int | None,
-    batch_size: int | str | None,
-    memory_budget_bytes: int | None,
-    checkpoint_every: int | None,
-) -> Plan:
+def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_every: int | None) -> Plan:
     """Pick the vmap width (``"auto"``: from XLA's FLOP estimate), the chunk (at most ``chunk_size``
     and what the memory budget allows, rounded to whole batches per device), the mesh and the layout."""
+    problem, one_init, trajectory, dtype = config.problem, config.one_init, config.trajectory, config.dtype
+    (n_lr, n_init), chunk_size, batch_size = config.shape, config.chunk_size, config.batch_size
     n_runs = n_lr * n_init
     mesh = run_mesh()
     n_dev = 1 if mesh is None else mesh.size
@@ -84,7 +73,9 @@ def make_plan(
         memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
         batch = None if auto else batch_size
-        fits = chunk_for_memory(memory_budget_bytes, n_fields, one_init, trajectory, optimizer, dtype, n_runs, n_init, batch)
+        fits = chunk_for_memory(
+            memory_budget_bytes, config.n_fields, one_init, trajectory, config.optimizer, dtype, n_runs, n_init, batch
+        )
         chunk = min(chunk, fits)
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))

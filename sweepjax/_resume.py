@@ -249,9 +249,7 @@ def _constants(closed) -> list:
     return out
 
 
-def resume_config(
-    problem, one_init, lrs, inits, budgets, num_steps, record, trajectory, dtype, threshold, chunk, batch_size
-) -> dict[str, Any]:
+def resume_config(config, chunk: int, batch_size: int | None) -> dict[str, Any]:
     """Every input that determines a sweep's bits, as JSON-able values (arrays by their hashes).
 
     The problem and the optimizer enter by what they compute (``computation_hash`` of the loss, its
@@ -260,6 +258,7 @@ def resume_config(
     """
     from . import __version__
 
+    problem, one_init, trajectory, dtype = config.problem, config.one_init, config.trajectory, config.dtype
     arrays, static = eqx.partition(problem, eqx.is_array)
 
     def problem_fn(arrays, params):
@@ -280,15 +279,15 @@ def resume_config(
             "data": tree_hash([(jax.tree_util.keystr(k), a) for k, a in jax.tree_util.tree_leaves_with_path(arrays)]),
             "computation": computation_hash(problem_fn, arrays, one_init),
         },
-        "lrs": array_hash(lrs),
-        "inits": tree_hash(inits),
-        "budgets": array_hash(budgets),
-        "num_steps": int(num_steps),
-        "record": stable_repr(record),
+        "lrs": array_hash(config.lrs),
+        "inits": tree_hash(config.inits),
+        "budgets": array_hash(config.budgets),
+        "num_steps": int(config.num_steps),
+        "record": stable_repr(config.record),
         "sharpness": stable_repr(trajectory.solver),
         "optimizer": computation_hash(optimizer_fn, lr, one_init),
         "dtype": str(np.dtype(dtype)),
-        "divergence_threshold": repr(float(threshold)),
+        "divergence_threshold": repr(float(config.threshold)),
         "chunk_size": int(chunk),
         "batch_size": batch_size,
         "versions": {"sweepjax": __version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__},

@@ -12,16 +12,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 from jaxtyping import ArrayLike, Float, Int, PyTree
 
+from ._config import configure
 from ._execution import (
     FlatScalars,
     check_result_fits,
     coordinates,
     place,
-    record_fields,
     split_runs,
     to_host,
 )  # fmt: skip
@@ -30,16 +29,11 @@ from ._progress import Progress, tick, tick_every
 from ._record import Record
 from ._result import ChunkOutput, SweepResult
 from ._resume import ChunkStore, resume_config
-from ._trajectory import Optimizer, RunState, Trajectory, cast_floats
+from ._trajectory import Optimizer, RunState, Trajectory
 from ._validate import (
-    check_checkpoint_every,
     check_dtype,
-    check_optimizer,
-    check_problem,
-    check_sweep_args,
-    is_int,
 )
-from .problems._base import AbstractProblem, describe
+from .problems._base import AbstractProblem
 
 #: loss above which a run counts as diverged (the papers' NN code stops at 1e6)
 DEFAULT_DIVERGENCE_THRESHOLD = 1e6
@@ -217,46 +211,29 @@ def _sweep(
     divergence_threshold, progress, out_dir=None, memory_budget_bytes=None, checkpoint_every=None,
     max_result_bytes=None,
 ) -> SweepResult:  # fmt: skip
-    args = check_sweep_args(
+    cfg = configure(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-        divergence_threshold, progress,
+        divergence_threshold, progress, out_dir, checkpoint_every, max_result_bytes,
     )  # fmt: skip
-    lrs_np, inits_np, budgets_np, num_steps = args.lrs, args.inits, args.budgets, args.num_steps
-    chunk_size, batch_size = args.chunk_size, args.batch_size
-    check_checkpoint_every(checkpoint_every, record.every, out_dir)
-    if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
-        raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")
-    n_lr, n_init = budgets_np.shape
-    problem = cast_floats(problem, dtype)
-    one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), inits_np)
-    observables = check_problem(problem, one_init)
-    check_optimizer(optimizer, one_init, lrs_np)
-    trajectory = Trajectory.of(record, optimizer, num_steps, ravel_pytree(one_init)[0].size, dtype)
-    n_fields = record_fields(len(observables), trajectory)
-    plan = make_plan(
-        problem, one_init, trajectory, optimizer, dtype, n_lr, n_init, n_fields, chunk_size, batch_size,
-        memory_budget_bytes, checkpoint_every,
-    )  # fmt: skip
-    n_runs, mesh, coords = plan.n_runs, plan.mesh, plan.layout
-    check_result_fits(n_fields, one_init, trajectory, dtype, n_runs, plan.n_chunks, max_result_bytes)
+    plan = make_plan(cfg, memory_budget_bytes, checkpoint_every)
+    (n_lr, n_init), n_runs, num_steps, trajectory = cfg.shape, plan.n_runs, cfg.num_steps, cfg.trajectory
+    mesh, coords = plan.mesh, plan.layout
+    check_result_fits(cfg.n_fields, cfg.one_init, trajectory, dtype, n_runs, plan.n_chunks, max_result_bytes)
 
     lrs_dev, run_inits, budgets_dev, threshold, run_problem = place(
         (
-            np.broadcast_to(lrs_np.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
-            inits_np if coords is None else coordinates(inits_np),
-            budgets_np.astype(np.int32),
-            np.asarray(divergence_threshold, dtype),
-            problem if coords is None else coords,
+            np.broadcast_to(cfg.lrs.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
+            cfg.inits if coords is None else coordinates(cfg.inits),
+            cfg.budgets.astype(np.int32),
+            np.asarray(cfg.threshold, dtype),
+            cfg.problem if coords is None else coords,
         ),
         mesh,
     )
     store = None
     if out_dir is not None:
-        config = resume_config(
-            problem, one_init, lrs_np, inits_np, budgets_np, num_steps, record, trajectory, dtype,
-            divergence_threshold, plan.chunk, plan.batch_size,
-        )  # fmt: skip
-        store = ChunkStore(out_dir, config, plan.n_chunks, jax.tree.structure(inits_np))
+        identity = resume_config(cfg, plan.chunk, plan.batch_size)
+        store = ChunkStore(out_dir, identity, plan.n_chunks, jax.tree.structure(cfg.inits))
     n_records, seg, starts = plan.n_records, plan.seg, plan.starts
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
@@ -318,48 +295,20 @@ def _sweep(
             stacklevel=3,
         )
     return SweepResult(
-        lrs=lrs_np,
+        lrs=cfg.lrs,
         steps=np.arange(0, num_steps + 1, record.every),
-        inits=inits_np,
+        inits=cfg.inits,
         # a (n_lr, n_init, n_record) view of time-major storage: no transpose copy
         records={k: np.moveaxis(v.reshape((v.shape[0], n_lr, n_init)), 0, -1) for k, v in records.items()},
         final={k: grid(v) for k, v in final.items()},
         final_params=jax.tree.map(grid, params),
         status=status,
         diverged_step=diverged_step,
-        num_steps=np.minimum(budgets_np, num_steps).astype(np.int64),
+        num_steps=np.minimum(cfg.budgets, num_steps).astype(np.int64),
         metadata={
-            **_metadata(problem, trajectory, record, dtype, divergence_threshold, plan.chunk, plan.batch_size),
+            **cfg.metadata(plan.chunk, plan.batch_size),
             "devices": plan.devices,
             "params_layout": "pytree" if coords is None else "flat scalars",
             "processes": jax.process_count(),
-            "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
         },
     )
-
-
-def _metadata(problem, trajectory, record, dtype, threshold, chunk, batch_size) -> dict[str, Any]:
-    import equinox
-    import optax
-
-    from . import __version__
-
-    return {
-        "problem": describe(problem),
-        "num_steps": trajectory.num_steps,
-        "every": record.every,
-        "sharpness": None if trajectory.solver is None else repr(trajectory.solver),
-        "optimizer": None if trajectory.optimizer is None else repr(trajectory.optimizer),
-        "dtype": str(np.dtype(dtype)),
-        "divergence_threshold": float(threshold) if math.isfinite(threshold) else str(float(threshold)),
-        "chunk_size": int(chunk),
-        "batch_size": batch_size,
-        "backend": jax.default_backend(),
-        "versions": {
-            "sweepjax": __version__,
-            "jax": jax.__version__,
-            "equinox": equinox.__version__,
-            "optax": optax.__version__,
-            "numpy": np.__version__,
-        },
-    }
