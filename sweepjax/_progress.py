@@ -100,4 +100,3 @@ def tick(token: jax.Array, done: jax.Array, total: int, every: int) -> None:
 def tick_every(n_units: int) -> int:
     """Fire one tick every this many units (records × batches) of a piece: ~TICKS_PER_PIECE in all."""
     return max(1, -(-n_units // TICKS_PER_PIECE))
-
