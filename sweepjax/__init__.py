@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import datasets as datasets, plot as plot, problems as problems, theory as theory
+from . import datasets as datasets, plot as plot, problems as problems, schedules as schedules, theory as theory
 from ._boundary import Boundary as Boundary, find_boundary as find_boundary
 from ._criteria import criteria as criteria
 from ._curvature import (
@@ -23,5 +23,6 @@ from ._phases import (
 )
 from ._record import Record as Record
 from ._result import Status as Status, SweepResult as SweepResult
+from ._rules import GD as GD, SGD as SGD, AbstractRule as AbstractRule, Optax as Optax
 from ._run import OneRun as OneRun, RunOutput as RunOutput, one_run as one_run
 from ._sweep import sweep as sweep, time_horizon as time_horizon

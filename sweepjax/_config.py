@@ -14,7 +14,8 @@ from jax.flatten_util import ravel_pytree
 
 from ._execution import record_fields
 from ._record import Record
-from ._trajectory import Optimizer, Trajectory, cast_floats
+from ._rules import RESERVED_AXES, AbstractRule, Optax, hyperparameters, rule_from
+from ._trajectory import Trajectory, cast_floats
 from ._validate import check_checkpoint_every, check_optimizer, check_problem, check_sweep_args, is_int
 from .problems._base import AbstractProblem, Params, describe
 
@@ -28,7 +29,8 @@ class SweepConfig:
     inits: Any  #: pytree of (n_init, ...) arrays in ``dtype``
     budgets: np.ndarray  #: (n_lr, n_init) step budgets (a broadcast view when none were given)
     record: Record
-    optimizer: Optimizer
+    rule: AbstractRule  #: the update rule, resolved against the problem and the axes
+    axes: dict[str, np.ndarray]  #: the named axes between ``lr`` and ``init``: name -> (n,) values
     dtype: np.dtype
     threshold: float  #: the divergence threshold
     trajectory: Trajectory
@@ -37,9 +39,14 @@ class SweepConfig:
     batch_size: int | str | None  #: an int, None or "auto" (resolved by the plan)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """(n_lr, n_init)."""
-        return self.budgets.shape
+    def shape(self) -> tuple[int, ...]:
+        """The grid: (n_lr, *axis sizes, n_init)."""
+        n_lr, n_init = self.budgets.shape
+        return (n_lr, *(v.size for v in self.axes.values()), n_init)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return ("lr", *self.axes, "init")
 
     @property
     def num_steps(self) -> int:
@@ -68,7 +75,8 @@ class SweepConfig:
             "num_steps": self.num_steps,
             "every": self.record.every,
             "sharpness": None if trajectory.solver is None else repr(trajectory.solver),
-            "optimizer": None if trajectory.optimizer is None else repr(trajectory.optimizer),
+            "rule": repr(self.rule),
+            "axes": {k: v.tolist() for k, v in self.axes.items()},
             "dtype": str(self.dtype),
             "divergence_threshold": float(threshold) if math.isfinite(threshold) else str(float(threshold)),
             "chunk_size": int(chunk),
@@ -85,9 +93,43 @@ class SweepConfig:
         }
 
 
+def check_axes(axes, rule: AbstractRule) -> dict[str, np.ndarray]:
+    """``axes``: name -> non-empty 1-D real values, each naming the seed or a hyperparameter of the rule."""
+    if axes is None:
+        return {}
+    if not isinstance(axes, dict):
+        raise TypeError(f"axes must be a dict name -> 1-D values, got {type(axes).__name__}")
+    known = hyperparameters(rule)
+    out = {}
+    for name, values in axes.items():
+        if not isinstance(name, str) or (name in RESERVED_AXES and name != "seed"):
+            raise ValueError(f"axes: {name!r} is not an axis name (lr and init are sweep's own arguments)")
+        if name != "seed" and name not in known:
+            raise ValueError(
+                f"axes[{name!r}] names no hyperparameter of the rule {type(rule).__name__}; it has {sorted(known)} "
+                "(and 'seed' is always an axis)"
+            )
+        try:
+            v = np.asarray(values)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"axes[{name!r}] must be a 1-D array of numbers") from e
+        if v.ndim != 1 or v.size == 0 or v.dtype == bool or not np.issubdtype(v.dtype, np.number):
+            raise ValueError(f"axes[{name!r}] must be a non-empty 1-D array of numbers, got shape {v.shape} {v.dtype}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"axes[{name!r}] must be finite")
+        if name == "seed":
+            if not np.all(v == np.round(v)) or np.any(v < 0) or np.any(v >= 2**32):
+                raise ValueError(f"axes['seed'] must hold whole numbers in [0, 2**32), got {v[:5].tolist()}")
+            v = v.astype(np.uint32)
+        else:
+            v = v.astype(np.float64)
+        out[name] = v
+    return out
+
+
 def configure(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype: np.dtype,
-    threshold, progress, out_dir, checkpoint_every, max_result_bytes,
+    threshold, progress, out_dir, checkpoint_every, max_result_bytes, rule=None, axes=None,
 ) -> SweepConfig:  # fmt: skip
     """Validate every argument of ``sweep`` (clear errors naming the argument, before any compile), cast
     the problem and the inits to ``dtype``, trace the loss and observables once, probe the optimizer."""
@@ -95,15 +137,30 @@ def configure(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype, threshold,
         progress,
     )  # fmt: skip
+    rule = rule_from(optimizer, rule)
+    axes = check_axes(axes, rule)
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
         raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")
     problem = cast_floats(problem, dtype)
     one_init = jax.tree.map(lambda a: jnp.asarray(a[0]), args.inits)
     observables = check_problem(problem, one_init)
-    check_optimizer(optimizer, one_init, args.lrs)
-    trajectory = Trajectory.of(record, optimizer, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
+    if isinstance(rule, Optax):
+        check_optimizer(rule.transform if rule.is_direction else rule.tx, one_init, args.lrs)
+    rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
+    observables = observables + rule_observables(rule, problem, one_init, dtype)
+    trajectory = Trajectory.of(record, rule, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
     return SweepConfig(
-        problem, args.lrs, args.inits, args.budgets, record, optimizer, dtype, float(threshold), trajectory,
+        problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,
         observables, args.chunk_size, args.batch_size,
     )  # fmt: skip
+
+
+def rule_observables(rule: AbstractRule, problem, one_init, dtype) -> tuple[str, ...]:
+    """The names the rule records beside the problem's observables, traced abstractly."""
+    lr = jnp.asarray(1.0, dtype)
+
+    def observe(params):
+        return rule.observables(problem, params, rule.init(problem, params, lr))
+
+    return tuple(jax.eval_shape(observe, one_init))

@@ -16,7 +16,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 
@@ -108,12 +107,20 @@ class FlatScalars(AbstractProblem):
         scale = self.inner.step_scale()
         return None if scale is None else tuple(ravel_pytree(scale)[0])
 
+    @property
+    def num_samples(self) -> int:  # for minibatch rules (SGD) on a tiny supervised problem
+        return self.inner.num_samples
 
-def flat_scalars(problem: AbstractProblem, one_init: Params) -> FlatScalars | None:
+    def minibatch_loss(self, coords, idx, weights):
+        return self.inner.minibatch_loss(self.params(coords), idx, weights)
+
+
+def flat_scalars(problem: AbstractProblem, one_init: Params, rule) -> FlatScalars | None:
     """The coordinate view of a tiny problem (≤ FLAT_SCALARS_MAX parameters, a gradient under
-    TINY_FLOPS), else None. Decided by the problem alone, never by the strategy or the chunk."""
+    TINY_FLOPS), else None; None too for a rule that reads the parameters' structure
+    (``rule.needs_structure``). Decided by the problem and the rule, never by the strategy or the chunk."""
     n = ravel_pytree(one_init)[0].size
-    if n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
+    if rule.needs_structure or n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
         return None
     leaves, structure = jax.tree.flatten(one_init)
     return FlatScalars(problem, structure, tuple(tuple(np.shape(a)) for a in leaves))
@@ -226,19 +233,17 @@ def record_fields(n_observables: int, trajectory) -> int:
 
 
 def chunk_for_memory(
-    budget: int, n_fields: int, one_init: Params, trajectory, optimizer, dtype, n_runs: int, n_init: int,
-    batch_size: int | None,
+    budget: int, n_fields: int, problem: AbstractProblem, one_init: Params, trajectory, dtype, n_runs: int,
+    n_init: int, batch_size: int | None,
 ) -> int:  # fmt: skip
     """The largest chunk (a multiple of ``batch_size``) whose estimated footprint fits ``budget`` bytes:
     per run, its ``n_fields`` records and finals, scan carry, step temporaries and eigensolver
     workspace; fixed, the grid's inputs."""
     num_params = ravel_pytree(one_init)[0].size
     itemsize = np.dtype(dtype).itemsize
-    opt = 0
-    if optimizer is not None:  # the optimizer state's size, traced abstractly
-        lr0 = jnp.asarray(1.0, dtype)
-        tx = optimizer if isinstance(optimizer, optax.GradientTransformation) else optimizer(lr0)
-        opt = sum(math.prod(x.shape) for x in jax.tree.leaves(jax.eval_shape(tx.init, one_init)))
+    # the update rule's state (e.g. Adam's moments), traced abstractly
+    rule_state = jax.eval_shape(trajectory.rule.init, problem, one_init, jnp.asarray(1.0, dtype))
+    opt = sum(math.prod(x.shape) for x in jax.tree.leaves(rule_state))
     per_run = run_footprint_bytes(num_params, trajectory.num_records, n_fields, trajectory.solver, itemsize, opt)
     fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
     return chunk_for_memory_budget(budget, per_run, fixed, n_runs, batch_size)

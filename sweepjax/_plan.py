@@ -7,6 +7,7 @@ and the devices; the engine then runs chunk by chunk, segment by segment, as the
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import numpy as np
@@ -25,10 +26,10 @@ from ._execution import (
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How the ``n_runs`` = n_lr × n_init runs of a sweep execute."""
+    """How the ``n_runs`` runs of a sweep's grid (n_lr, *axis sizes, n_init) execute."""
 
     n_runs: int
-    n_init: int
+    grid: tuple[int, ...]  #: (n_lr, *axis sizes, n_init)
     batch_size: int | None  #: vmap width inside a chunk (``lax.map`` over batches); None: the whole chunk
     chunk: int  #: runs per compiled chunk: whole batches on every device (the last chunk is padded)
     mesh: Mesh | None  #: the devices a chunk's runs are split over (None: one device)
@@ -49,20 +50,20 @@ class Plan:
         """Each segment's first record."""
         return range(0, self.n_records, self.seg)
 
-    def runs(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """(lr index, init index) of chunk c's runs, padded with copies of the last run (computed, then
-        discarded)."""
+    def runs(self, c: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+        """(lr index, the index along each named axis, init index) of chunk c's runs (row-major over the
+        grid), padded with copies of the last run (computed, then discarded)."""
         flat = np.minimum(np.arange(c * self.chunk, (c + 1) * self.chunk), self.n_runs - 1)
-        lr_idx, init_idx = np.divmod(flat, self.n_init)
-        return lr_idx.astype(np.int32), init_idx.astype(np.int32)
+        idx = [i.astype(np.int32) for i in np.unravel_index(flat, self.grid)]
+        return idx[0], tuple(idx[1:-1]), idx[-1]
 
 
 def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_every: int | None) -> Plan:
     """Pick the vmap width (``"auto"``: from XLA's FLOP estimate), the chunk (at most ``chunk_size``
     and what the memory budget allows, rounded to whole batches per device), the mesh and the layout."""
     problem, one_init, trajectory, dtype = config.problem, config.one_init, config.trajectory, config.dtype
-    (n_lr, n_init), chunk_size, batch_size = config.shape, config.chunk_size, config.batch_size
-    n_runs = n_lr * n_init
+    grid, chunk_size, batch_size = config.shape, config.chunk_size, config.batch_size
+    n_runs, n_init = math.prod(grid), grid[-1]
     mesh = run_mesh()
     n_dev = 1 if mesh is None else mesh.size
     auto = batch_size == "auto"
@@ -74,7 +75,7 @@ def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_e
     if memory_budget_bytes is not None:
         batch = None if auto else batch_size
         fits = chunk_for_memory(
-            memory_budget_bytes, config.n_fields, one_init, trajectory, config.optimizer, dtype, n_runs, n_init, batch
+            memory_budget_bytes, config.n_fields, problem, one_init, trajectory, dtype, n_runs, n_init, batch
         )
         chunk = min(chunk, fits)
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
@@ -86,4 +87,4 @@ def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_e
         chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
     n_records = trajectory.num_records
     seg = n_records if checkpoint_every is None else checkpoint_every // trajectory.every
-    return Plan(n_runs, n_init, batch_size, chunk, mesh, flat_scalars(problem, one_init), n_records, seg)
+    return Plan(n_runs, grid, batch_size, chunk, mesh, flat_scalars(problem, one_init, config.rule), n_records, seg)

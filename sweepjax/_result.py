@@ -1,4 +1,4 @@
-"""SweepResult: labelled host-side arrays of a sweep, shaped (lr, init[, record])."""
+"""SweepResult: labelled host-side arrays of a sweep, shaped (lr, *named axes, init[, record])."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class ChunkOutput(NamedTuple):
 class SweepResult:
     """Everything a sweep measured, as NumPy arrays with the grid as leading axes.
 
+    The grid's dims are ``dims`` = ("lr", *axes, "init"); below, (n_lr, n_init) stands for the whole
+    grid (n_lr, *axis sizes, n_init) when the sweep had named ``axes``.
+
     Attributes:
         lrs: (n_lr,) step sizes η, or (n_lr, n_init) when each init had its own column.
         steps: (n_record,) the step t of each record (records are taken at θ_t, t = 0, k, …, T).
@@ -52,6 +55,8 @@ class SweepResult:
             is finite, else at θ_{t−1}.
         num_steps: (n_lr, n_init) int, each run's step budget.
         metadata: JSON-able dict: problem, settings, versions.
+        axes: name -> (n,) values of each named axis between ``lr`` and ``init`` (empty for a
+            classic step size × init sweep).
     """
 
     lrs: np.ndarray
@@ -64,11 +69,51 @@ class SweepResult:
     diverged_step: np.ndarray
     num_steps: np.ndarray
     metadata: dict[str, Any]
+    axes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """(n_lr, n_init)."""
+    def shape(self) -> tuple[int, ...]:
+        """The grid: (n_lr, *axis sizes, n_init)."""
         return self.status.shape
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The grid's dim names: ("lr", *axes, "init")."""
+        return ("lr", *self.axes, "init")
+
+    def isel(self, **indices: int) -> SweepResult:
+        """The sub-result at one index along each named axis given (``res.isel(b1=0)``); those dims go."""
+        for name, i in indices.items():
+            if name not in self.axes:
+                raise ValueError(f"isel: {name!r} is not a named axis of this result; axes: {list(self.axes)}")
+            if not isinstance(i, (int, np.integer)) or not -self.axes[name].size <= i < self.axes[name].size:
+                raise ValueError(f"isel: {name}={i!r} must be an int index below {self.axes[name].size}")
+        where = tuple(indices.get(d, slice(None)) for d in self.dims)
+
+        def take(a):
+            return np.asarray(a)[where]
+
+        return dataclasses.replace(
+            self,
+            records={k: take(v) for k, v in self.records.items()},
+            final={k: take(v) for k, v in self.final.items()},
+            final_params=_tree_map(take, self.final_params),
+            status=take(self.status),
+            diverged_step=take(self.diverged_step),
+            num_steps=take(self.num_steps),
+            axes={k: v for k, v in self.axes.items() if k not in indices},
+            metadata={**self.metadata, "selected": {**self.metadata.get("selected", {}), **{
+                k: self.axes[k][i].item() for k, i in indices.items()}}},
+        )  # fmt: skip
+
+    def sel(self, **values: float) -> SweepResult:
+        """The sub-result at one value along each named axis given (``res.sel(b1=0.9)``; the nearest value)."""
+        indices = {}
+        for name, v in values.items():
+            if name not in self.axes:
+                raise ValueError(f"sel: {name!r} is not a named axis of this result; axes: {list(self.axes)}")
+            indices[name] = int(np.argmin(np.abs(self.axes[name].astype(float) - float(v))))
+        return self.isel(**indices)
 
     @property
     def diverged(self) -> np.ndarray:
@@ -144,8 +189,14 @@ class SweepResult:
         return to_netcdf(self, path)
 
     def __repr__(self) -> str:
-        n_lr, n_init = self.shape
+        sizes = ", ".join(f"n_{d}={n}" for d, n in zip(self.dims, self.shape))
         return (
-            f"SweepResult(n_lr={n_lr}, n_init={n_init}, n_record={self.steps.size}, "
-            f"records={sorted(self.records)}, diverged={int(self.diverged.sum())}/{n_lr * n_init})"
+            f"SweepResult({sizes}, n_record={self.steps.size}, "
+            f"records={sorted(self.records)}, diverged={int(self.diverged.sum())}/{self.status.size})"
         )
+
+
+def _tree_map(fn, tree):
+    import jax
+
+    return jax.tree.map(fn, tree)

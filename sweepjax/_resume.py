@@ -38,9 +38,10 @@ import numpy as np
 
 from ._io import atomic_write, write_with
 from ._result import ChunkOutput
+from .problems._base import AbstractProblem
 
 MANIFEST = "manifest.json"
-RESUME_FORMAT = "sweepjax.resume/2"  # /2: the problem and optimizer hashed by what they compute
+RESUME_FORMAT = "sweepjax.resume/3"  # /2: problem and optimizer hashed by what they compute; /3: the update rule and named axes
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -249,6 +250,19 @@ def _constants(closed) -> list:
     return out
 
 
+class _Probe(AbstractProblem):
+    """A stand-in problem, f(θ) = ½‖θ‖² (on every batch), to hash what an update rule computes apart
+    from the problem it trains."""
+
+    num_samples: int = eqx.field(static=True)
+
+    def loss(self, params):
+        return 0.5 * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
+
+    def minibatch_loss(self, params, idx, weights):
+        return self.loss(params) * jnp.sum(weights) / jnp.maximum(jnp.sum(weights), 1)
+
+
 def resume_config(config, chunk: int, batch_size: int | None) -> dict[str, Any]:
     """Every input that determines a sweep's bits, as JSON-able values (arrays by their hashes).
 
@@ -265,12 +279,14 @@ def resume_config(config, chunk: int, batch_size: int | None) -> dict[str, Any]:
         p = eqx.combine(arrays, static)
         return jax.value_and_grad(p.loss)(params), p.observables(params), p.step_scale()
 
-    def optimizer_fn(lr, params):
-        tx, factor = trajectory.transform(lr)
-        if tx is None:
-            return factor
-        state = tx.init(params)
-        return factor, state, tx.update(params, state, params)
+    rule_arrays, rule_static = eqx.partition(trajectory.rule, eqx.is_array)
+    probe = _Probe(getattr(problem, "num_samples", 1))
+
+    def rule_fn(lr, rule_arrays, params):  # one step of the rule on a stand-in problem, its state, observables
+        rule = eqx.combine(rule_arrays, rule_static)
+        state = rule.init(probe, params, lr)
+        t, seed = jnp.array(1, jnp.int32), jnp.array(0, jnp.uint32)
+        return rule.step(probe, params, state, lr, t, seed), rule.observables(probe, params, state)
 
     lr = jnp.asarray(1.0, np.dtype(dtype))
     return {
@@ -285,7 +301,8 @@ def resume_config(config, chunk: int, batch_size: int | None) -> dict[str, Any]:
         "num_steps": int(config.num_steps),
         "record": stable_repr(config.record),
         "sharpness": stable_repr(trajectory.solver),
-        "optimizer": computation_hash(optimizer_fn, lr, one_init),
+        "rule": _digest([computation_hash(rule_fn, lr, rule_arrays, one_init), tree_hash(rule_arrays)]),
+        "axes": {k: array_hash(v) for k, v in config.axes.items()},
         "dtype": str(np.dtype(dtype)),
         "divergence_threshold": repr(float(config.threshold)),
         "chunk_size": int(chunk),

@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
 from ._execution import FlatScalars, flat_scalars
 from ._record import Record
+from ._rules import AbstractRule, rule_from
 from ._trajectory import Optimizer, Trajectory, cast_floats
 from ._validate import check_one_run
 from .problems._base import AbstractProblem, Params
@@ -31,9 +32,11 @@ class RunOutput(eqx.Module):
 
 
 class OneRun(eqx.Module):
-    """GD θ_{t+1} = θ_t − η s ⊙ ∇f(θ_t) (or an optax rule) from one (η, θ₀) for ``num_steps`` steps,
-    recording as ``record`` says: exactly the program a sweep runs for each of its runs (the same
-    ``Trajectory``, the same parameter layout), as a pure function ``run(lr, init, max_steps=None)``.
+    """GD θ_{t+1} = θ_t − η s ⊙ ∇f(θ_t) (or another update rule) from one (η, θ₀) for ``num_steps``
+    steps, recording as ``record`` says: exactly the program a sweep runs for each of its runs (the same
+    ``Trajectory``, the same parameter layout), as a pure function
+    ``run(lr, init, max_steps=None, hyper=None)``; ``hyper`` maps hyperparameter names (and ``"seed"``)
+    to this run's values, as a sweep's named axes do.
 
     Build it with ``sj.one_run``; ``run.compiled()`` is the same function compiled with ``jax.jit``, once
     for every (η, θ₀) of the same shapes (the problem's data stay traced arrays). Its results equal the
@@ -46,16 +49,23 @@ class OneRun(eqx.Module):
     threshold: float = eqx.field(static=True)
     dtype: np.dtype = eqx.field(static=True)
 
-    def __call__(self, lr: ArrayLike, init: PyTree[ArrayLike], max_steps: ArrayLike | None = None) -> RunOutput:
+    def __call__(
+        self, lr: ArrayLike, init: PyTree[ArrayLike], max_steps: ArrayLike | None = None,
+        hyper: dict[str, ArrayLike] | None = None,
+    ) -> RunOutput:  # fmt: skip
         num_steps = self.trajectory.num_steps
         lrs = jnp.reshape(jnp.asarray(lr, self.dtype), (1,))
+        hyper = {
+            k: jnp.reshape(jnp.asarray(v, jnp.uint32 if k == "seed" else self.dtype), (1,))
+            for k, v in (hyper or {}).items()
+        }
         params = cast_floats(jax.tree.map(jnp.asarray, init), self.dtype)
         if isinstance(self.problem, FlatScalars):
             params = tuple(ravel_pytree(params)[0])
         budget = jnp.reshape(jnp.minimum(jnp.asarray(num_steps if max_steps is None else max_steps), num_steps), (1,))
         threshold = jnp.asarray(self.threshold, self.dtype)
         batch = jax.tree.map(lambda a: a[None], params)
-        records, final, state = self.trajectory(self.problem, lrs, batch, budget.astype(jnp.int32), threshold)
+        records, final, state = self.trajectory(self.problem, lrs, hyper, batch, budget.astype(jnp.int32), threshold)
         params = jax.tree.map(lambda a: a[0], state.params)
         if isinstance(self.problem, FlatScalars):
             params = self.problem.params(params)
@@ -83,10 +93,14 @@ def one_run(
     num_steps: int,
     record: Record = Record(),
     optimizer: Optimizer = None,
+    rule: AbstractRule | None = None,
     dtype=jnp.float32,
     divergence_threshold: float = 1e6,
 ) -> OneRun:
-    """The program of one run of ``sweep(problem, ..., num_steps=..., record=..., optimizer=...)``.
+    """The program of one run of ``sweep(problem, ..., num_steps=..., record=..., rule=...)``.
+
+    The rule is resolved with its own hyperparameter values (e.g. ``SGD``'s batch shape is its
+    ``max_batch_size``, else its ``batch_size``): a ``hyper`` value at call time must fit them.
 
     ``init_like`` is one parameter point (no leading axis): its shapes fix the program and pick the
     parameter layout, as in a sweep. Returns ``run`` with ``run(lr, init, max_steps=None) -> RunOutput``.
@@ -99,6 +113,7 @@ def one_run(
     dtype = check_one_run(problem, record, num_steps, optimizer, dtype, divergence_threshold)
     problem = cast_floats(problem, dtype)
     one = cast_floats(jax.tree.map(jnp.asarray, init_like), dtype)
-    trajectory = Trajectory.of(record, optimizer, num_steps, ravel_pytree(one)[0].size, dtype)
-    coords = flat_scalars(problem, one)
+    rule = rule_from(optimizer, rule).resolve(problem, one, {})
+    trajectory = Trajectory.of(record, rule, num_steps, ravel_pytree(one)[0].size, dtype)
+    coords = flat_scalars(problem, one, rule)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)

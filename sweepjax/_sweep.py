@@ -29,6 +29,7 @@ from ._progress import Progress, tick, tick_every
 from ._record import Record
 from ._result import ChunkOutput, SweepResult
 from ._resume import ChunkStore, resume_config
+from ._rules import AbstractRule
 from ._trajectory import Optimizer, RunState, Trajectory
 from ._validate import (
     check_dtype,
@@ -46,7 +47,9 @@ def _run_chunk(
     lrs: Float[jax.Array, "n_lr n_init"],
     inits: PyTree,
     budgets: Int[jax.Array, "n_lr n_init"],
+    axes: tuple[jax.Array, ...],
     lr_idx: Int[jax.Array, " c"],
+    axis_idx: tuple[Int[jax.Array, " c"], ...],
     init_idx: Int[jax.Array, " c"],
     threshold: Float[jax.Array, ""],
     batch_size: int | None,
@@ -57,9 +60,10 @@ def _run_chunk(
     finish: bool = True,
     token: Int[jax.Array, ""] | int = 0,
     ticks: bool = False,
+    axis_names: tuple[str, ...] = (),
 ):
-    """Gather one chunk's runs from the grid and run them: one vmapped batch, or lax.map over vmapped
-    batches of ``batch_size``; with a mesh, each device runs its slice of the chunk.
+    """Gather one chunk's runs from the grid (η, the named axes' values, θ₀) and run them: one vmapped
+    batch, or lax.map over vmapped batches of ``batch_size``; with a mesh, each device runs its slice.
 
     The whole trajectory by default; else one segment of ``n_records`` records from step ``t_start``,
     starting from the carried ``state`` (None: the inits); the last segment (``finish``, its last
@@ -69,28 +73,29 @@ def _run_chunk(
     arrays, static = eqx.partition(problem, eqx.is_array)
     n_records = trajectory.num_records if n_records is None else n_records
 
-    def local(arrays, lrs, inits, budgets, threshold, t_start, token, lr_idx, init_idx, state=None):
+    def local(arrays, lrs, inits, budgets, axes, threshold, t_start, token, lr_idx, axis_idx, init_idx, state=None):
         problem = eqx.combine(arrays, static)
         c = lr_idx.shape[0]
         b = c if batch_size is None else batch_size
         units = (c // b) * n_records  # records × batches: the piece's progress units on this device
 
         def run_batch(xs):
-            k, i, j, st = xs
+            k, i, a, j, st = xs
             lr, budget = lrs[i, j], budgets[i, j]
+            hyper = {name: values[ai] for name, values, ai in zip(axis_names, axes, a)}
             if st is None:
-                st = trajectory.start(problem, lr, jax.tree.map(lambda a: a[j], inits))
+                st = trajectory.start(problem, lr, hyper, jax.tree.map(lambda a: a[j], inits))
             on_record = None
             if ticks:
                 on_record = lambda r: tick(token, k * n_records + r + 1, units, tick_every(units))  # noqa: E731
-            records, last, st = trajectory.segment(problem, lr, budget, threshold, st, t_start, n_records, on_record)
+            records, last, st = trajectory.segment(problem, lr, hyper, budget, threshold, st, t_start, n_records, on_record)
             if not finish:
                 return records, st
             final, st = trajectory.finish(budget, last, st)
             params = jax.vmap(problem.params)(st.params) if isinstance(problem, FlatScalars) else st.params
             return records, (final, params, st.alive, st.diverged_at)
 
-        xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, init_idx, state))
+        xs = jax.tree.map(lambda a: a.reshape((c // b, b) + a.shape[1:]), (lr_idx, axis_idx, init_idx, state))
         xs = (jnp.arange(c // b), *xs)
         if c // b == 1:
             out = jax.tree.map(lambda a: a[None], run_batch(jax.tree.map(lambda a: a[0], xs)))
@@ -101,8 +106,8 @@ def _run_chunk(
         records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
         return records, jax.tree.map(lambda a: a.reshape((c,) + a.shape[2:]), rest)
 
-    split = (lr_idx, init_idx) if state is None else (lr_idx, init_idx, state)
-    replicated = (arrays, lrs, inits, budgets, threshold, jnp.asarray(t_start), jnp.asarray(token, jnp.int32))
+    split = (lr_idx, axis_idx, init_idx) if state is None else (lr_idx, axis_idx, init_idx, state)
+    replicated = (arrays, lrs, inits, budgets, axes, threshold, jnp.asarray(t_start), jnp.asarray(token, jnp.int32))
     return split_runs(local, mesh, len(replicated))(*replicated, *split)
 
 
@@ -125,6 +130,8 @@ def sweep(
     record: Record = Record(),
     max_steps: ArrayLike | None = None,
     optimizer: Optimizer = None,
+    rule: AbstractRule | None = None,
+    axes: dict[str, ArrayLike] | None = None,
     chunk_size: int | None = None,
     batch_size: int | Literal["auto"] | None = "auto",
     dtype: Any = jnp.float32,
@@ -151,7 +158,16 @@ def sweep(
             stops (parameters frozen, later records NaN) after its budget. See ``time_horizon``.
         optimizer: ``None`` for GD; an optax transform used as a direction (update = −η·u, e.g.
             ``optax.scale_by_adam()``); or a factory ``η ↦ optax transform`` (e.g.
-            ``lambda lr: optax.sgd(lr, momentum=0.9)``), called with each run's traced η.
+            ``lambda lr: optax.sgd(lr, momentum=0.9)``), called with each run's traced η. The same as
+            ``rule=sj.Optax(optimizer)``.
+        rule: the update rule (default ``sj.GD()``): ``sj.GD(schedule=..., groups=...)``,
+            ``sj.Optax(optax.adam, b1=0.9)``, ``sj.SGD(batch_size=32)``, ``sj.GradientFlow()``, ... Its
+            numeric fields (and its schedule's) are hyperparameters, sweepable by name in ``axes``.
+        axes: more named grid axes, ``{name: 1-D values}``, between ``lr`` and ``init``: each a
+            hyperparameter of the rule (``{"b1": [0.8, 0.9]}``, ``{"warmup": [0, 100]}``, per-layer
+            ``{"lr_in": ..., "lr_out": ...}``) or ``"seed"`` (whole numbers; the rule's randomness,
+            e.g. SGD's batches; 0 without this axis). Every result array then has the dims
+            ``("lr", *axes, "init")``; ``res.sel(name=value)`` picks one slice.
         chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
             to the same shape, so there is one compile.
         batch_size: the execution strategy. An int runs the chunk as ``lax.map`` over vmapped
@@ -194,7 +210,7 @@ def sweep(
             estimated above this many bytes; default: 3/4 of the host's available RAM.
 
     Returns:
-        a ``SweepResult`` with arrays shaped (n_lr, n_init[, n_record]).
+        a ``SweepResult`` with arrays shaped (n_lr, *axis sizes, n_init[, n_record]).
     """
     dtype = check_dtype(dtype)
     sharpness_dtype = getattr(record, "sharpness_dtype", None)  # (record is validated inside)
@@ -203,28 +219,31 @@ def sweep(
         return _sweep(
             problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
             divergence_threshold, progress, out_dir, memory_budget_bytes, checkpoint_every, max_result_bytes,
+            rule, axes,
         )  # fmt: skip
 
 
 def _sweep(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
     divergence_threshold, progress, out_dir=None, memory_budget_bytes=None, checkpoint_every=None,
-    max_result_bytes=None,
+    max_result_bytes=None, rule=None, axes=None,
 ) -> SweepResult:  # fmt: skip
     cfg = configure(
         problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype,
-        divergence_threshold, progress, out_dir, checkpoint_every, max_result_bytes,
+        divergence_threshold, progress, out_dir, checkpoint_every, max_result_bytes, rule, axes,
     )  # fmt: skip
     plan = make_plan(cfg, memory_budget_bytes, checkpoint_every)
-    (n_lr, n_init), n_runs, num_steps, trajectory = cfg.shape, plan.n_runs, cfg.num_steps, cfg.trajectory
+    grid, n_runs, num_steps, trajectory = cfg.shape, plan.n_runs, cfg.num_steps, cfg.trajectory
+    n_lr, n_init = grid[0], grid[-1]
     mesh, coords = plan.mesh, plan.layout
     check_result_fits(cfg.n_fields, cfg.one_init, trajectory, dtype, n_runs, plan.n_chunks, max_result_bytes)
 
-    lrs_dev, run_inits, budgets_dev, threshold, run_problem = place(
+    lrs_dev, run_inits, budgets_dev, axes_dev, threshold, run_problem = place(
         (
             np.broadcast_to(cfg.lrs.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
             cfg.inits if coords is None else coordinates(cfg.inits),
             cfg.budgets.astype(np.int32),
+            tuple(v if k == "seed" else v.astype(dtype) for k, v in cfg.axes.items()),
             np.asarray(cfg.threshold, dtype),
             cfg.problem if coords is None else coords,
         ),
@@ -238,14 +257,15 @@ def _sweep(
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
         one = jax.tree.map(lambda a: a[:1], run_inits)
-        state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], one))
+        hyper = {k: v[:1] for k, v in zip(cfg.axes, axes_dev)}
+        state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], hyper, one))
     report = Progress(progress, plan.n_chunks * len(starts), n_runs * num_steps)
     try:
         pieces = []
         for c in range(plan.n_chunks):
             piece = None if store is None else store.load(c)
             if piece is None:
-                lr_idx, init_idx = place(plan.runs(c), mesh, True)
+                lr_idx, axis_idx, init_idx = place(plan.runs(c), mesh, True)
                 parts, state = [], None
                 if state_def is not None:  # resume this chunk from its last saved carry
                     saved = store.load_carry(c, seg, state_def)
@@ -256,9 +276,10 @@ def _sweep(
                         continue
                     last = s == len(starts) - 1
                     records, rest = _run_chunk(
-                        trajectory, run_problem, lrs_dev, run_inits, budgets_dev, lr_idx, init_idx, threshold,
+                        trajectory, run_problem, lrs_dev, run_inits, budgets_dev, axes_dev, lr_idx, axis_idx, init_idx,
+                        threshold,
                         plan.batch_size, mesh, state, np.int32(r0 * record.every), min(seg, n_records - r0), last,
-                        np.int32(report.token), report.ticks,
+                        np.int32(report.token), report.ticks, tuple(cfg.axes),
                     )  # fmt: skip
                     parts.append(to_host(records))
                     if not last:
@@ -285,9 +306,9 @@ def _sweep(
     records = jax.tree.map(join(1), *[p.records for p in pieces])
     final, params, alive, diverged_at = jax.tree.map(join(0), *[p[1:] for p in pieces])
 
-    grid = lambda a: a.reshape((n_lr, n_init) + a.shape[1:])  # noqa: E731
-    status = np.where(grid(alive), 0, 1).astype(np.int8)
-    diverged_step = np.where(status == 1, grid(diverged_at).astype(float), np.nan)
+    on_grid = lambda a: a.reshape(grid + a.shape[1:])  # noqa: E731
+    status = np.where(on_grid(alive), 0, 1).astype(np.int8)
+    diverged_step = np.where(status == 1, on_grid(diverged_at).astype(float), np.nan)
     if np.all(diverged_step == 0):
         warnings.warn(
             "every run diverged at step 0: the loss is non-finite or above divergence_threshold at every "
@@ -298,13 +319,16 @@ def _sweep(
         lrs=cfg.lrs,
         steps=np.arange(0, num_steps + 1, record.every),
         inits=cfg.inits,
-        # a (n_lr, n_init, n_record) view of time-major storage: no transpose copy
-        records={k: np.moveaxis(v.reshape((v.shape[0], n_lr, n_init)), 0, -1) for k, v in records.items()},
-        final={k: grid(v) for k, v in final.items()},
-        final_params=jax.tree.map(grid, params),
+        # a (*grid, n_record) view of time-major storage: no transpose copy
+        records={k: np.moveaxis(v.reshape((v.shape[0], *grid)), 0, -1) for k, v in records.items()},
+        final={k: on_grid(v) for k, v in final.items()},
+        final_params=jax.tree.map(on_grid, params),
         status=status,
         diverged_step=diverged_step,
-        num_steps=np.minimum(cfg.budgets, num_steps).astype(np.int64),
+        num_steps=np.broadcast_to(
+            np.minimum(cfg.budgets, num_steps).astype(np.int64).reshape(n_lr, *[1] * len(cfg.axes), n_init), grid
+        ).copy(),
+        axes=dict(cfg.axes),
         metadata={
             **cfg.metadata(plan.chunk, plan.batch_size),
             "devices": plan.devices,

@@ -1,7 +1,9 @@
-"""The pure GD step and measurement of one run, and the trajectory of a batch of runs.
+"""The step (an update rule's, with divergence bookkeeping) and measurement of one run, and the
+trajectory of a batch of runs.
 
-``step`` and ``measure`` are written for a single (η, θ₀) pair; the trajectory vmaps them over a
-batch inside a scan of scans, so histories come out time-major (n_record, batch).
+``step`` and ``measure`` are written for a single run (η, its other hyperparameters ``hyper``, θ₀);
+the trajectory vmaps them over a batch inside a scan of scans, so histories come out time-major
+(n_record, batch).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
 from ._curvature import AbstractEigensolver, hessian_matvec
+from ._rules import AbstractRule, with_hyperparameters
 from .problems._base import AbstractProblem, Params
 
 #: ``optimizer`` is None (plain GD), an optax direction (scaled by −η), or a factory η ↦ optax transform
 Optimizer = optax.GradientTransformation | Callable[[Float[Array, ""]], optax.GradientTransformation] | None
+#: a run's hyperparameters besides η: name -> traced scalar ("seed" for the rule's randomness)
+Hyper = dict[str, Array]
 
 
 def cast_floats(tree, dtype):
@@ -33,7 +38,7 @@ class RunState(eqx.Module):
     """The scan carry of one run."""
 
     params: Params
-    opt_state: Any
+    rule_state: Any
     eigvec: Float[Array, " n"]  # warm start for the next sharpness estimate
     alive: Bool[Array, ""]
     diverged_at: Int[Array, ""]  # step of divergence; meaningful only where alive is False
@@ -42,48 +47,34 @@ class RunState(eqx.Module):
 class Trajectory(eqx.Module):
     """Static description of how one run evolves and what it records."""
 
-    optimizer: Optimizer = eqx.field(static=True)
+    rule: AbstractRule
     solver: AbstractEigensolver | None = eqx.field(static=True)
     observables: bool = eqx.field(static=True)
     every: int = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
     sharpness_dtype: Any = eqx.field(static=True, default=None)  # None: the training dtype
 
-    def transform(self, lr) -> tuple[optax.GradientTransformation | None, Any]:
-        """(the optax transform at step size η, or None for GD; the factor its update is scaled by)."""
-        if self.optimizer is None:
-            return None, -lr
-        if isinstance(self.optimizer, optax.GradientTransformation):
-            return self.optimizer, -lr
-        return self.optimizer(lr), 1.0
+    def run_rule(self, hyper: Hyper) -> AbstractRule:
+        """The rule with this run's hyperparameters."""
+        return with_hyperparameters(self.rule, {k: v for k, v in hyper.items() if k != "seed"})
 
-    def init_state(self, problem: AbstractProblem, lr, params: Params) -> RunState:
-        tx, _ = self.transform(lr)
+    def init_state(self, problem: AbstractProblem, lr, hyper: Hyper, params: Params) -> RunState:
         flat = ravel_pytree(params)[0]
         # a fixed, generic start vector (not an eigenvector of structured Hessians)
         dtype = flat.dtype if self.sharpness_dtype is None else self.sharpness_dtype
         v0 = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size, dtype=dtype) * 1.618)
         return RunState(
             params=params,
-            opt_state=() if tx is None else tx.init(params),
+            rule_state=self.run_rule(hyper).init(problem, params, lr),
             eigvec=v0 / jnp.linalg.norm(v0),
             alive=jnp.array(True),
             diverged_at=jnp.array(0, jnp.int32),
         )
 
-    def step(self, problem: AbstractProblem, lr, threshold, budget, state: RunState, t) -> RunState:
-        """θ ← θ + s ⊙ u with u = −η∇f(θ) (or the optimizer's update); freeze on divergence."""
-        tx, factor = self.transform(lr)
-        loss, grad = jax.value_and_grad(problem.loss)(state.params)
-        if tx is None:
-            updates, opt_state = grad, state.opt_state
-        else:
-            updates, opt_state = tx.update(grad, state.opt_state, state.params)
-        scale = problem.step_scale()
-        if scale is None:
-            new_params = jax.tree.map(lambda p, u: p + factor * u, state.params, updates)
-        else:
-            new_params = jax.tree.map(lambda p, u, s: p + factor * s * u, state.params, updates, scale)
+    def step(self, problem: AbstractProblem, lr, hyper: Hyper, threshold, budget, state: RunState, t) -> RunState:
+        """θ ← the rule's step from θ (e.g. θ − η s ⊙ ∇f(θ)); freeze on divergence."""
+        seed = hyper.get("seed", jnp.array(0, jnp.int32))
+        loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
         bad_here = ~jnp.isfinite(loss) | (loss > threshold)  # θ_t is the first bad iterate
         bad = bad_here | ~finite  # or θ_{t+1} is non-finite: keep the finite θ_t
@@ -92,14 +83,17 @@ class Trajectory(eqx.Module):
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(move, a, b), new, old)  # noqa: E731
         return RunState(
             params=keep(new_params, state.params),
-            opt_state=keep(opt_state, state.opt_state),
+            rule_state=keep(rule_state, state.rule_state),
             eigvec=state.eigvec,
             alive=state.alive & ~(active & bad),
             diverged_at=jnp.where(active & bad, jnp.where(bad_here, t, t + 1), state.diverged_at).astype(jnp.int32),
         )
 
-    def measure(self, problem: AbstractProblem, threshold, state: RunState) -> tuple[dict[str, Array], RunState]:
-        """Loss, observables and sharpness at θ; NaN where the run is dead or θ is bad."""
+    def measure(
+        self, problem: AbstractProblem, hyper: Hyper, threshold, state: RunState
+    ) -> tuple[dict[str, Array], RunState]:
+        """Loss, observables (the problem's, then the rule's) and sharpness at θ; NaN where the run is dead
+        or θ is bad."""
         params = state.params
         # in the training dtype (a loss may return a Python float, or float64 constants under x64)
         loss = jnp.asarray(problem.loss(params), ravel_pytree(params)[0].dtype)
@@ -107,6 +101,7 @@ class Trajectory(eqx.Module):
         out = {"loss": loss}
         if self.observables:
             out.update(problem.observables(params))
+            out.update(self.run_rule(hyper).observables(problem, params, state.rule_state))
         eigvec = state.eigvec
         sharp = {}
         if self.solver is not None:
@@ -126,14 +121,15 @@ class Trajectory(eqx.Module):
         out.update({k: jnp.where(ok, jnp.asarray(v, sd), jnp.array(jnp.nan, sd)) for k, v in sharp.items()})
         return out, eqx.tree_at(lambda s: s.eigvec, state, eigvec)
 
-    def start(self, problem: AbstractProblem, lrs: Float[Array, " b"], params: Params) -> RunState:
-        """The initial states of a batch of runs (params with a leading batch axis)."""
-        return jax.vmap(lambda lr, p: self.init_state(problem, lr, p))(lrs, params)
+    def start(self, problem: AbstractProblem, lrs: Float[Array, " b"], hyper: Hyper, params: Params) -> RunState:
+        """The initial states of a batch of runs (params and hyper with a leading batch axis)."""
+        return jax.vmap(lambda lr, h, p: self.init_state(problem, lr, h, p))(lrs, hyper, params)
 
     def segment(
         self,
         problem: AbstractProblem,
         lrs: Float[Array, " b"],
+        hyper: Hyper,
         budgets: Int[Array, " b"],
         threshold: Float[Array, ""],
         state: RunState,
@@ -150,17 +146,19 @@ class Trajectory(eqx.Module):
         compute the same steps in the same loop body, so the carry can be saved in between.
         """
         k = self.every
-        measure = jax.vmap(lambda s: self.measure(problem, threshold, s))
-        step = jax.vmap(lambda lr, b, s, t: self.step(problem, lr, threshold, b, s, t), in_axes=(0, 0, 0, None))
+        measure = jax.vmap(lambda h, s: self.measure(problem, h, threshold, s))
+        step = jax.vmap(
+            lambda lr, h, b, s, t: self.step(problem, lr, h, threshold, b, s, t), in_axes=(0, 0, 0, 0, None)
+        )
 
         def advance(state, t0):
             if k == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
-                return step(lrs, budgets, state, t0)
-            return jax.lax.scan(lambda s, t: (step(lrs, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
+                return step(lrs, hyper, budgets, state, t0)
+            return jax.lax.scan(lambda s, t: (step(lrs, hyper, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
 
         def outer(carry, t0):
             state, _ = carry
-            rec, state = measure(state)
+            rec, state = measure(hyper, state)
             # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
             state = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0)
             if on_record is not None:
@@ -169,7 +167,7 @@ class Trajectory(eqx.Module):
             return (state, rec), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
 
         t0s = t_start + k * jnp.arange(n_records)
-        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, state)[0])
+        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, hyper, state)[0])
         (state, last), records = jax.lax.scan(outer, (state, last), t0s)
         return records, last, state
 
@@ -189,11 +187,12 @@ class Trajectory(eqx.Module):
         return last, state
 
     @classmethod
-    def of(cls, record, optimizer: Optimizer, num_steps: int, num_params: int, dtype) -> Trajectory:
-        """The trajectory a ``Record`` asks for, for a problem of ``num_params`` parameters trained in ``dtype``."""
+    def of(cls, record, rule: AbstractRule, num_steps: int, num_params: int, dtype) -> Trajectory:
+        """The trajectory a ``Record`` asks for, for a problem of ``num_params`` parameters trained in ``dtype``
+        by ``rule`` (its hyperparameters cast to ``dtype``)."""
         sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
         return cls(
-            optimizer=optimizer,
+            rule=cast_floats(rule, dtype),
             solver=record.solver(num_params),
             observables=record.observables,
             every=record.every,
@@ -210,6 +209,7 @@ class Trajectory(eqx.Module):
         self,
         problem: AbstractProblem,
         lrs: Float[Array, " b"],
+        hyper: Hyper,
         params: Params,
         budgets: Int[Array, " b"],
         threshold: Float[Array, ""],
@@ -219,7 +219,7 @@ class Trajectory(eqx.Module):
         Returns records (n_record, b) (time-major), final metrics (b,) and the final states.
         The step and the measurement are written for one run and vmapped over the batch.
         """
-        state = self.start(problem, lrs, params)
-        records, last, state = self.segment(problem, lrs, budgets, threshold, state, jnp.array(0), self.num_records)
+        state = self.start(problem, lrs, hyper, params)
+        records, last, state = self.segment(problem, lrs, hyper, budgets, threshold, state, jnp.array(0), self.num_records)
         final, state = self.finish(budgets, last, state)
         return records, final, state

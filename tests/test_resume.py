@@ -109,10 +109,10 @@ def test_a_manifest_of_another_format_or_not_ours_is_refused(tmp_path):
         (dict(chunk_size=5), "chunk_size"),
         (dict(batch_size=2), "batch_size"),
         # inits are cast to the dtype, and the loss and the step compute in it
-        (dict(dtype=jnp.float64), "dtype, inits, optimizer, problem.computation"),
+        (dict(dtype=jnp.float64), "dtype, inits, problem.computation, rule"),
         (dict(divergence_threshold=1e5), "divergence_threshold"),
         (dict(problem=ProductLoss("rsym")), "problem.computation"),
-        (dict(optimizer=optax.scale_by_adam()), "optimizer"),
+        (dict(optimizer=optax.scale_by_adam()), "rule"),
     ],
 )
 def test_changed_configuration_is_refused_naming_the_fields(tmp_path, change, fields):
@@ -131,7 +131,7 @@ def test_family_parameter_and_optimizer_hyperparameters_are_part_of_the_configur
         sj.sweep(ProductLoss("beta", beta=2.5), LRS, INITS, **KW, out_dir=tmp_path / "a")
     sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
     sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.9), out_dir=tmp_path / "b")
-    with pytest.raises(ValueError, match="optimizer differ"):
+    with pytest.raises(ValueError, match="rule differ"):
         sj.sweep(P, LRS, INITS, **KW, optimizer=lambda lr: optax.sgd(lr, momentum=0.5), out_dir=tmp_path / "b")
 
 

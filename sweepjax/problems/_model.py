@@ -17,7 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 
 from ._base import AbstractProblem, Params, Scalar
 
@@ -164,9 +164,22 @@ class Supervised(AbstractProblem):
         return jax.vmap(model)(self.X)
 
     def loss(self, params: Params) -> Scalar:
+        return jnp.mean(self.sample_losses(params))
+
+    def sample_losses(self, params: Params) -> Float[Array, " n"]:
+        """ℓ(f_θ(xᵢ), yᵢ) per sample (summed over output dimensions)."""
         f = self.outputs(params)
         values = self.loss_fn(jnp.reshape(f, self.y.shape), self.y)
-        return jnp.mean(jnp.sum(jnp.reshape(values, (values.shape[0], -1)), axis=1))
+        return jnp.sum(jnp.reshape(values, (values.shape[0], -1)), axis=1)
+
+    @property
+    def num_samples(self) -> int:
+        return self.X.shape[0]
+
+    def minibatch_loss(self, params: Params, idx: Int[Array, " B"], weights: Float[Array, " B"]) -> Scalar:
+        """Σ_b w_b ℓ(f_θ(x_{i_b}), y_{i_b}) / Σ_b w_b: the mean loss on the samples ``idx`` where w = 1."""
+        batch = eqx.tree_at(lambda p: (p.X, p.y), self, (self.X[idx], self.y[idx]))
+        return jnp.sum(weights * batch.sample_losses(params)) / jnp.sum(weights)
 
     def observables(self, params: Params) -> dict[str, Scalar]:
         out = {}

@@ -1,0 +1,267 @@
+"""Update rules: how one run moves, θ_{t+1} = rule.step(θ_t), as small Modules (the shape of optax's
+init/update and diffrax's solvers).
+
+A rule owns its state (optimizer state, ...) and sees the step t, the run's step size η and its seed as
+traced data. Its numeric fields, and those of its schedule, are *hyperparameters*: pytree leaves that a
+sweep replaces per run (``hyperparameters`` / ``with_hyperparameters``), so each can be a named grid axis.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PyTree
+
+from .problems._base import AbstractProblem, Params, Scalar
+from .schedules import AbstractSchedule, Constant, as_schedule, hyperparameter
+
+#: axis names the engine owns; no hyperparameter may take them
+RESERVED_AXES = ("lr", "init", "seed", "step")
+
+
+def apply_update(params: Params, updates: Params, factor, scale: Params | None) -> Params:
+    """θ + factor · s ⊙ u (factor None: θ + s ⊙ u)."""
+    if factor is None:
+        if scale is None:
+            return jax.tree.map(lambda p, u: p + u, params, updates)
+        return jax.tree.map(lambda p, u, s: p + s * u, params, updates, scale)
+    if scale is None:
+        return jax.tree.map(lambda p, u: p + factor * u, params, updates)
+    return jax.tree.map(lambda p, u, s: p + factor * s * u, params, updates, scale)
+
+
+class AbstractRule(eqx.Module):
+    """One step of a run: ``step(problem, θ, state, η, t, seed) -> (f at θ (or its estimate), θ', state')``."""
+
+    @property
+    def needs_structure(self) -> bool:
+        """Whether ``step`` reads the parameters' pytree structure (then tiny problems are not run as
+        flat coordinates)."""
+        return False
+
+    def init(self, problem: AbstractProblem, params: Params, lr: Float[Array, ""]) -> PyTree:
+        """The rule's state at θ₀ (none by default)."""
+        return ()
+
+    @abc.abstractmethod
+    def step(
+        self, problem: AbstractProblem, params: Params, state: PyTree, lr: Float[Array, ""], t: Int[Array, ""],
+        seed: Int[Array, ""],
+    ) -> tuple[Scalar, Params, PyTree]:  # fmt: skip
+        """(the loss at θ_t that decides divergence, θ_{t+1}, the new state)."""
+
+    def observables(self, problem: AbstractProblem, params: Params, state: PyTree) -> dict[str, Scalar]:
+        """Named scalars of the rule's own state recorded beside the problem's (none by default)."""
+        return {}
+
+    def resolve(self, problem: AbstractProblem, one_init: Params, values: Mapping[str, np.ndarray]) -> AbstractRule:
+        """Check the rule fits the problem, one parameter point and the swept hyperparameter values
+        (``values``: name -> every value a run takes) and fill in what they fix statically. Called once,
+        on the host."""
+        return self
+
+
+def _leaf_name(path) -> str | None:
+    key = path[-1] if path else None
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return key.name
+    if isinstance(key, jax.tree_util.DictKey) and isinstance(key.key, str):
+        return key.key
+    return None
+
+
+def hyperparameters(rule: AbstractRule) -> dict[str, np.ndarray]:
+    """name -> value of each scalar numeric leaf of the rule (its own fields, its schedule's, an optax
+    factory's keyword arguments). A name shared by several leaves names all of them."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(rule)[0]:
+        name = _leaf_name(path)
+        if name is not None and eqx.is_array(leaf) and jnp.ndim(leaf) == 0:
+            out.setdefault(name, np.asarray(leaf))
+    return out
+
+
+def with_hyperparameters(rule: AbstractRule, values: Mapping[str, Any]) -> AbstractRule:
+    """The rule with the hyperparameters named in ``values`` replaced (traced values welcome)."""
+    if not values:
+        return rule
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(rule)
+    new = [jnp.asarray(values[n], leaf.dtype) if (n := _leaf_name(path)) in values else leaf for path, leaf in leaves]
+    return jax.tree_util.tree_unflatten(treedef, new)
+
+
+class GD(AbstractRule):
+    """θ ← θ − η_t · m_g · s ⊙ ∇f(θ): gradient descent at η_t = schedule(t, η), with the problem's step
+    multipliers s and, with ``groups``, a step multiplier m_g per parameter group.
+
+    Args:
+        schedule: a ``sweepjax.schedules`` schedule or a function ``fn(t, lr)`` (default: constant η).
+        groups: a pytree of group names with the structure of the parameters (e.g. ``{"w1": "lr_in",
+            "w2": "lr_out"}``), or a function params -> that pytree; each group's multiplier is a
+            hyperparameter named after the group (default 1.0; set with ``**multipliers``), so
+            ``axes={"lr_in": ..., "lr_out": ...}`` sweeps per-layer step sizes.
+    """
+
+    schedule: AbstractSchedule
+    multipliers: dict[str, np.ndarray]
+    groups: Any = eqx.field(static=True)
+
+    def __init__(self, schedule=None, *, groups: Any = None, **multipliers):
+        self.schedule = as_schedule(schedule)
+        self.groups = groups
+        if multipliers and groups is None:
+            raise ValueError(f"GD(**multipliers) needs groups=...; got multipliers {sorted(multipliers)}")
+        self.multipliers = {k: hyperparameter(v) for k, v in multipliers.items()}
+
+    @property
+    def needs_structure(self) -> bool:
+        return self.groups is not None
+
+    def group_names(self, params: Params) -> PyTree[str] | None:
+        if self.groups is None:
+            return None
+        return self.groups(params) if callable(self.groups) else self.groups
+
+    def _scale(self, problem: AbstractProblem, params: Params, dtype) -> Params | None:
+        scale = problem.step_scale()
+        names = self.group_names(params)
+        if names is None:
+            return scale
+        m = jax.tree.map(lambda n, p: jnp.full(p.shape, self.multipliers[n], dtype), names, params)
+        return m if scale is None else jax.tree.map(lambda a, b: a * b, m, scale)
+
+    def step(self, problem, params, state, lr, t, seed):
+        loss, grad = jax.value_and_grad(problem.loss)(params)
+        return loss, apply_update(params, grad, -self.schedule(t, lr), self._scale(problem, params, lr.dtype)), state
+
+    def resolve(self, problem, one_init, values):
+        if self.groups is None:
+            return self
+        names = jax.tree.leaves(self.group_names(one_init))
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"GD(groups=...) must give a group name (str) per parameter leaf, got {names[:3]}")
+        unknown = sorted(set(self.multipliers) - set(names))
+        if unknown:
+            raise ValueError(f"GD multipliers {unknown} name no group; groups: {sorted(set(names))}")
+        multipliers = {**{n: np.float64(1.0) for n in names}, **self.multipliers}
+        return eqx.tree_at(lambda r: r.multipliers, self, {k: np.asarray(v, np.float64) for k, v in multipliers.items()})
+
+
+class Optax(AbstractRule):
+    """Any optax transformation with per-run hyperparameters.
+
+    ``Optax(factory, **hyper)``: each step applies ``factory(η_t, **hyper)`` (e.g. ``optax.adam``,
+    ``optax.sgd``, or ``lambda lr: optax.sgd(lr, momentum=0.9)``), θ ← θ + s ⊙ u. Numeric keyword
+    arguments (``b1=0.9``, ``momentum=0.5``, ``weight_decay=1e-4``) are hyperparameters: traced, and
+    sweepable as named axes; others (``nesterov=True``) are static. ``Optax(direction)`` with a
+    ``GradientTransformation`` (e.g. ``optax.scale_by_adam()``) applies θ ← θ − η_t s ⊙ u.
+    """
+
+    schedule: AbstractSchedule
+    hyper: dict[str, np.ndarray]
+    transform: Callable[..., optax.GradientTransformation] | optax.GradientTransformation = eqx.field(static=True)
+    static_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+
+    def __init__(self, transform, schedule=None, **kwargs):
+        if not (isinstance(transform, optax.GradientTransformation) or callable(transform)):
+            raise TypeError(
+                "Optax(transform) needs an optax GradientTransformation or a factory lr -> GradientTransformation, "
+                f"got {type(transform).__name__}"
+            )
+        if kwargs and isinstance(transform, optax.GradientTransformation):
+            raise ValueError(f"Optax(direction, **kwargs): keyword arguments need a factory, got {sorted(kwargs)}")
+        self.transform = transform
+        self.schedule = as_schedule(schedule)
+        numeric = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)  # noqa: E731
+        self.hyper = {k: hyperparameter(v) for k, v in kwargs.items() if numeric(v)}
+        self.static_kwargs = tuple((k, v) for k, v in kwargs.items() if not numeric(v))
+
+    @property
+    def is_direction(self) -> bool:
+        return isinstance(self.transform, optax.GradientTransformation)
+
+    def tx(self, eta) -> optax.GradientTransformation:
+        """The optax transform at step size η_t."""
+        if self.is_direction:
+            return self.transform
+        hyper = {k: jnp.asarray(v, jnp.result_type(eta)) for k, v in self.hyper.items()}
+        return self.transform(eta, **hyper, **dict(self.static_kwargs))
+
+    def init(self, problem, params, lr):
+        return self.tx(self.schedule(jnp.array(0, jnp.int32), lr)).init(params)
+
+    def step(self, problem, params, state, lr, t, seed):
+        loss, grad = jax.value_and_grad(problem.loss)(params)
+        eta = self.schedule(t, lr)
+        updates, state = self.tx(eta).update(grad, state, params)
+        return loss, apply_update(params, updates, -eta if self.is_direction else None, problem.step_scale()), state
+
+
+class SGD(AbstractRule):
+    r"""θ ← θ − η_t s ⊙ ∇f_B(θ): minibatch SGD on a ``Supervised`` problem, f_B the mean loss on a batch B.
+
+    Batches come from the run's seed (``axes={"seed": [0, 1, 2]}``; seed 0 without that axis): with
+    ``replace=False`` (default) the samples are shuffled each epoch (by ``fold_in(key(seed), epoch)``)
+    and cut into ⌊n/b⌋ batches, the remainder dropped; with ``replace=True`` each step draws b indices
+    uniformly (by ``fold_in(key(seed), t)``). Runs with the same seed see the same batches, whatever
+    their η or init. ``batch_size`` b is a hyperparameter: the batch is a fixed ``max_batch_size``
+    shape with a mask, so b can be a grid axis (``max_batch_size`` defaults to the largest swept b).
+    The loss that decides divergence is the batch's.
+    """
+
+    batch_size: Float[np.ndarray, ""] = eqx.field(converter=hyperparameter)
+    schedule: AbstractSchedule = eqx.field(default_factory=Constant, converter=as_schedule)
+    replace: bool = eqx.field(static=True, default=False)
+    max_batch_size: int | None = eqx.field(static=True, default=None)
+
+    def batch(self, n: int, t, seed) -> tuple[Int[Array, " B"], Float[Array, " B"]]:
+        """(indices, 0/1 weights) of step t's batch, padded to ``max_batch_size``."""
+        size = self.max_batch_size
+        b = self.batch_size.astype(jnp.int32)
+        key = jax.random.key(seed.astype(jnp.uint32))
+        slot = jnp.arange(size)
+        if self.replace:
+            idx = jax.random.randint(jax.random.fold_in(key, t), (size,), 0, n)
+        else:
+            per_epoch = jnp.maximum(n // b, 1)
+            perm = jax.random.permutation(jax.random.fold_in(key, t // per_epoch), n)
+            idx = perm[((t % per_epoch) * b + slot) % n]
+        return idx, (slot < b).astype(jnp.float32)
+
+    def step(self, problem, params, state, lr, t, seed):
+        idx, w = self.batch(problem.num_samples, t, seed)
+        loss, grad = jax.value_and_grad(problem.minibatch_loss)(params, idx, w.astype(lr.dtype))
+        return loss, apply_update(params, grad, -self.schedule(t, lr), problem.step_scale()), state
+
+    def resolve(self, problem, one_init, values):
+        if not (hasattr(problem, "minibatch_loss") and hasattr(problem, "num_samples")):
+            raise TypeError(
+                f"SGD needs a problem with samples to batch (e.g. problems.Supervised), got {type(problem).__name__}"
+            )
+        sizes = np.asarray(values.get("batch_size", self.batch_size), np.float64).ravel()
+        n = problem.num_samples
+        if np.any(sizes != np.round(sizes)) or np.any(sizes < 1) or np.any(sizes > n):
+            raise ValueError(f"batch_size must hold whole numbers in [1, n_samples={n}], got {sizes[:5].tolist()}")
+        need = int(sizes.max())
+        if self.max_batch_size is not None and self.max_batch_size < need:
+            raise ValueError(f"SGD(max_batch_size={self.max_batch_size}) is below the largest batch_size {need}")
+        return self if self.max_batch_size is not None else dataclasses.replace(self, max_batch_size=need)
+
+
+def rule_from(optimizer, rule: AbstractRule | None) -> AbstractRule:
+    """The rule a sweep runs: ``rule``, or the one the legacy ``optimizer=`` argument describes."""
+    if rule is not None and optimizer is not None:
+        raise ValueError("pass either rule=... or optimizer=..., not both (optimizer=f is rule=sj.Optax(f))")
+    if rule is not None:
+        if not isinstance(rule, AbstractRule):
+            raise TypeError(f"rule must be a sweepjax update rule (sj.GD, sj.Optax, sj.SGD, ...), got {type(rule).__name__}")
+        return rule
+    return GD() if optimizer is None else Optax(optimizer)
