@@ -93,22 +93,16 @@ class SweepConfig:
         }
 
 
-def check_axes(axes, rule: AbstractRule) -> dict[str, np.ndarray]:
-    """``axes``: name -> non-empty 1-D real values, each naming the seed or a hyperparameter of the rule."""
+def check_axes(axes) -> dict[str, np.ndarray]:
+    """``axes``: name -> non-empty 1-D real values (whole numbers in [0, 2³²) for ``"seed"``)."""
     if axes is None:
         return {}
     if not isinstance(axes, dict):
         raise TypeError(f"axes must be a dict name -> 1-D values, got {type(axes).__name__}")
-    known = hyperparameters(rule)
     out = {}
     for name, values in axes.items():
         if not isinstance(name, str) or (name in RESERVED_AXES and name != "seed"):
             raise ValueError(f"axes: {name!r} is not an axis name (lr and init are sweep's own arguments)")
-        if name != "seed" and name not in known:
-            raise ValueError(
-                f"axes[{name!r}] names no hyperparameter of the rule {type(rule).__name__}; it has {sorted(known)} "
-                "(and 'seed' is always an axis)"
-            )
         try:
             v = np.asarray(values)
         except (TypeError, ValueError) as e:
@@ -127,6 +121,17 @@ def check_axes(axes, rule: AbstractRule) -> dict[str, np.ndarray]:
     return out
 
 
+def check_axis_names(axes: dict[str, np.ndarray], rule: AbstractRule) -> None:
+    """Each axis but ``"seed"`` names a hyperparameter of the (resolved) rule."""
+    known = hyperparameters(rule)
+    for name in axes:
+        if name != "seed" and name not in known:
+            raise ValueError(
+                f"axes[{name!r}] names no hyperparameter of the rule {type(rule).__name__}; it has {sorted(known)} "
+                "(and 'seed' is always an axis)"
+            )
+
+
 def configure(
     problem, lrs, inits, num_steps, record, max_steps, optimizer, chunk_size, batch_size, dtype: np.dtype,
     threshold, progress, out_dir, checkpoint_every, max_result_bytes, rule=None, axes=None,
@@ -138,7 +143,7 @@ def configure(
         progress,
     )  # fmt: skip
     rule = rule_from(optimizer, rule)
-    axes = check_axes(axes, rule)
+    axes = check_axes(axes)
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
         raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")
@@ -148,6 +153,7 @@ def configure(
     if isinstance(rule, Optax):
         check_optimizer(rule.transform if rule.is_direction else rule.tx, one_init, args.lrs)
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
+    check_axis_names(axes, rule)
     observables = observables + rule_observables(rule, problem, one_init, dtype)
     trajectory = Trajectory.of(record, rule, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
     return SweepConfig(

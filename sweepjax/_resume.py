@@ -108,8 +108,7 @@ class ChunkStore:
                     raise ValueError
             except (OSError, ValueError, KeyError, TypeError):
                 raise ValueError(
-                    f"out_dir '{self.dir}' holds a '{MANIFEST}' that is not a sweepjax resume manifest; "
-                    "use another folder"
+                    f"out_dir '{self.dir}' holds a '{MANIFEST}' that is not a sweepjax resume manifest; use another folder"
                 ) from None
             if fmt != RESUME_FORMAT:
                 raise ValueError(

@@ -243,9 +243,7 @@ class SGD(AbstractRule):
 
     def resolve(self, problem, one_init, values):
         if not (hasattr(problem, "minibatch_loss") and hasattr(problem, "num_samples")):
-            raise TypeError(
-                f"SGD needs a problem with samples to batch (e.g. problems.Supervised), got {type(problem).__name__}"
-            )
+            raise TypeError(f"SGD needs a problem with samples to batch (e.g. problems.Supervised), got {type(problem).__name__}")
         sizes = np.asarray(values.get("batch_size", self.batch_size), np.float64).ravel()
         n = problem.num_samples
         if np.any(sizes != np.round(sizes)) or np.any(sizes < 1) or np.any(sizes > n):

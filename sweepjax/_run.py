@@ -56,8 +56,7 @@ class OneRun(eqx.Module):
         num_steps = self.trajectory.num_steps
         lrs = jnp.reshape(jnp.asarray(lr, self.dtype), (1,))
         hyper = {
-            k: jnp.reshape(jnp.asarray(v, jnp.uint32 if k == "seed" else self.dtype), (1,))
-            for k, v in (hyper or {}).items()
+            k: jnp.reshape(jnp.asarray(v, jnp.uint32 if k == "seed" else self.dtype), (1,)) for k, v in (hyper or {}).items()
         }
         params = cast_floats(jax.tree.map(jnp.asarray, init), self.dtype)
         if isinstance(self.problem, FlatScalars):
