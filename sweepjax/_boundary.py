@@ -87,6 +87,14 @@ def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs):
     for name in ("lrs", "max_steps"):
         if name in sweep_kwargs:
             raise ValueError(f"{name} is set by find_boundary (use bracket / horizon), not a sweep keyword here")
+    axes = sweep_kwargs.get("axes")
+    if axes is not None and not (isinstance(axes, dict) and not axes):
+        names = sorted(map(str, axes)) if isinstance(axes, dict) else axes
+        raise ValueError(
+            f"find_boundary searches along η for each init and does not take named axes "
+            f"(axes: {names!r}); run one search per axis value instead, with that value "
+            "fixed in the rule (e.g. rule=sj.Optax(optax.adam, b1=0.9))"
+        )
     return lo, hi
 
 
@@ -133,7 +141,8 @@ def find_boundary(
             sweep dtype's resolution (≈1e-7 in float32) mean nothing: each η is cast to it.
         record: what each sweep records; default ``Record()`` (sharpness "auto") for criteria that
             need the sharpness (``"eos"``, ``"catapults"``), else ``Record(sharpness=None)``.
-        **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ...).
+        **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ``rule``,
+            ...); not ``axes``: the search runs along η only (a ValueError otherwise).
 
     Returns:
         a ``Boundary``.

@@ -121,15 +121,19 @@ def check_axes(axes) -> dict[str, np.ndarray]:
     return out
 
 
-def check_axis_names(axes: dict[str, np.ndarray], rule: AbstractRule) -> None:
-    """Each axis but ``"seed"`` names a hyperparameter of the (resolved) rule."""
-    known = hyperparameters(rule)
+def problem_axes(axes: dict[str, np.ndarray], rule: AbstractRule, problem: AbstractProblem) -> tuple[str, ...]:
+    """The axes that set a parameter of the problem; each other axis but ``"seed"`` must name a
+    hyperparameter of the (resolved) rule, and no axis may name both."""
+    of_rule, of_problem = hyperparameters(rule), hyperparameters(problem)
     for name in axes:
-        if name != "seed" and name not in known:
+        if name in of_rule and name in of_problem:
+            raise ValueError(f"axes[{name!r}] is ambiguous: both the rule and the problem have a parameter {name!r}")
+        if name != "seed" and name not in of_rule and name not in of_problem:
             raise ValueError(
-                f"axes[{name!r}] names no hyperparameter of the rule {type(rule).__name__}; it has {sorted(known)} "
-                "(and 'seed' is always an axis)"
+                f"axes[{name!r}] names no hyperparameter of the rule {type(rule).__name__} ({sorted(of_rule)}) nor a "
+                f"scalar parameter of the problem {type(problem).__name__} ({sorted(of_problem)}); 'seed' is always an axis"
             )
+    return tuple(name for name in axes if name in of_problem)
 
 
 def configure(
@@ -153,9 +157,9 @@ def configure(
     if isinstance(rule, Optax):
         check_optimizer(rule.transform if rule.is_direction else rule.tx, one_init, args.lrs)
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
-    check_axis_names(axes, rule)
+    of_problem = problem_axes(axes, rule, problem)
     observables = observables + rule_observables(rule, problem, one_init, dtype)
-    trajectory = Trajectory.of(record, rule, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
+    trajectory = Trajectory.of(record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
     return SweepConfig(
         problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,
         observables, args.chunk_size, args.batch_size,

@@ -22,7 +22,10 @@ from .problems._base import AbstractProblem
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Criterion:
-    """A named predicate on a sweep: ``criterion(result)`` -> (n_lr, n_init) bool.
+    """A named predicate on a sweep: ``criterion(result)`` -> bool array shaped like the grid.
+
+    The grid is ``result.shape``: (n_lr, n_init), or (n_lr, *axis sizes, n_init) for a sweep with named
+    ``axes``; every criterion here is evaluated run by run, so it works on any grid.
 
     Build one with the constructors in ``sweepjax.criteria``; any plain callable
     ``SweepResult -> bool array`` works wherever a criterion is expected.
@@ -121,7 +124,7 @@ def above(name: str, level: float, *, diverged: bool = False) -> Criterion:
 
 
 def _per_run(res: SweepResult, name: str) -> np.ndarray:
-    """The (n_lr, n_init) value of ``name``: a record's final value, or ``res[name]`` (``final_x``, ``initial_x``)."""
+    """The per-run value of ``name`` on the grid: a record's final value, or ``res[name]`` (``final_x``, ``initial_x``)."""
     if name in res.final:
         return res.final[name]
     try:

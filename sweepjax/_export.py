@@ -4,6 +4,11 @@ Both formats round-trip bit for bit (dtypes, NaNs and their sign bits included).
 and ``final_params`` pytrees are stored leaf by leaf, keyed by ``jax.tree_util.keystr`` of each
 leaf's path (``inits/['w']`` in a ``.npz``), next to a JSON description of their containers
 (``__pytrees__``); ``load`` documents what comes back. Metadata is stored as JSON.
+
+A result with named grid axes (``result.axes``) stores each axis's values too (``axes/<name>`` and their
+order in ``__axes__`` in a ``.npz``; a coordinate per axis in xarray) and is written as format version 2,
+so that a sweepjax too old to know axes refuses it instead of misreading it; a classic result is still
+written as version 1, byte for byte as before.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ from ._result import Status, SweepResult
 if TYPE_CHECKING:
     import xarray
 
-#: the format written by this version; ``load`` reads versions up to it
+#: the newest format this version writes (2: with named axes; a result without them is written as 1);
+#: ``load`` reads versions up to it
 FORMAT_NAME = "sweepjax.SweepResult"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _NETCDF_SUFFIXES = (".nc", ".nc4")
 _GRID = ("status", "diverged_step", "num_steps")
 #: CF attributes of the coordinates (``units = "1"``: dimensionless)
 _LR_ATTRS = {"long_name": "step size η", "units": "1"}
 _STEP_ATTRS = {"long_name": "GD step", "units": "steps"}
+#: a named axis's coordinate: ``long_name`` only, as sweepjax does not know a hyperparameter's units
+_SEED_ATTRS = {"long_name": "random seed of the rule"}
 _Path = str | os.PathLike
 
 
@@ -103,8 +111,9 @@ def save(result: SweepResult, path: _Path) -> pathlib.Path:
     path = _with_suffix(path, (".npz",))
     inits_spec, inits = _flatten(result.inits, "inits")
     final_spec, final_params = _flatten(result.final_params, "final_params")
+    axes = {f"axes/{k}": _as_array(v, f"axes[{k!r}]") for k, v in result.axes.items()}
     arrays = {
-        "__sweepjax_format__": np.array(f"{FORMAT_NAME}/{FORMAT_VERSION}"),
+        "__sweepjax_format__": np.array(_format(result)),
         "__metadata__": np.array(_metadata_json(result.metadata)),
         "__pytrees__": np.array(json.dumps({"inits": inits_spec, "final_params": final_spec})),
         "lrs": _as_array(result.lrs, "lrs"),
@@ -114,6 +123,7 @@ def save(result: SweepResult, path: _Path) -> pathlib.Path:
         **{f"final/{k}": _as_array(v, f"final[{k!r}]") for k, v in result.final.items()},
         **{f"inits/{k}": v for k, v in inits.items()},
         **{f"final_params/{k}": v for k, v in final_params.items()},
+        **({"__axes__": np.array(json.dumps(list(result.axes))), **axes} if axes else {}),  # (a classic result: v1)
     }
 
     atomic_write(path, write_with(lambda f: np.savez(f, **arrays)), f"cannot write sweep result to '{path}'")
@@ -173,6 +183,7 @@ def load(path: _Path) -> SweepResult:
             final_params=_unflatten(trees["final_params"], sub("final_params/")),
             **{k: data[k] for k in _GRID},
             metadata=json.loads(str(data["__metadata__"])),
+            axes={k: data[f"axes/{k}"] for k in json.loads(str(data.get("__axes__", "[]")))},
         )
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"'{path}' is a damaged sweepjax result: {type(e).__name__}: {e}") from e
@@ -184,14 +195,21 @@ def load(path: _Path) -> SweepResult:
 def to_xarray(result: SweepResult) -> xarray.Dataset:
     """The result as an ``xarray.Dataset``; see ``SweepResult.to_xarray``."""
     xr = _import("xarray")
-    n_init = result.shape[1]
+    n_init = result.shape[-1]
     inits_spec, inits = _flatten(result.inits, "inits")
     final_spec, final_params = _flatten(result.final_params, "final_params")
-    ndims = {k: v.ndim - 1 for k, v in inits.items()} | {k: v.ndim - 2 for k, v in final_params.items()}
+    taken = _Namer({"lr", "init", "step"})
+    axis_dims = {k: taken(k) for k in result.axes}  # a dim and its coordinate per named axis
+    grid = ("lr", *axis_dims.values(), "init")
+    ndims = {k: v.ndim - 1 for k, v in inits.items()} | {k: v.ndim - len(grid) for k, v in final_params.items()}
     stems = _Namer(set())
-    stem = {k: stems(f"param_{_safe(k)}".rstrip("_")) for k in ndims}
-    param_dims = {k: tuple(f"{stem[k]}_dim{i}" for i in range(n)) for k, n in ndims.items()}
-    names = _Namer({"lr", "init", "step", *(d for dims in param_dims.values() for d in dims)})
+    param_dims = {}
+    for k, n in ndims.items():
+        stem = stems(f"param_{_safe(k)}".rstrip("_"))
+        while any(f"{stem}_dim{i}" in taken.taken for i in range(n)):  # (an axis named like a parameter dim)
+            stem = stems(stem)
+        param_dims[k] = tuple(f"{stem}_dim{i}" for i in range(n))
+    names = _Namer({*taken.taken, *(d for dims in param_dims.values() for d in dims)})
     data_vars = {}
 
     def add(name, dims, values, role, key=None, **attrs):
@@ -199,17 +217,17 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         data_vars[names(name)] = xr.Variable(dims, _as_array(values, name), attrs=attrs)
 
     for k, v in result.records.items():
-        add(k, ("lr", "init", "step"), v, "record", k)
+        add(k, (*grid, "step"), v, "record", k)
     for k, v in result.final.items():
-        add(f"final_{k}", ("lr", "init"), v, "final", k)
-    add("status", ("lr", "init"), result.status, "status", flag_values=np.array([int(s) for s in Status], np.int8),
+        add(f"final_{k}", grid, v, "final", k)
+    add("status", grid, result.status, "status", flag_values=np.array([int(s) for s in Status], np.int8),
         flag_meanings=" ".join(s.name.lower() for s in Status))  # fmt: skip
-    add("diverged_step", ("lr", "init"), result.diverged_step, "diverged_step")
-    add("num_steps", ("lr", "init"), result.num_steps, "num_steps")
+    add("diverged_step", grid, result.diverged_step, "diverged_step")
+    add("num_steps", grid, result.num_steps, "num_steps")
     for k, v in inits.items():
         add(f"inits_{_safe(k)}".rstrip("_"), ("init", *param_dims[k]), v, "inits", k)
     for k, v in final_params.items():
-        add(f"final_params_{_safe(k)}".rstrip("_"), ("lr", "init", *param_dims[k]), v, "final_params", k)
+        add(f"final_params_{_safe(k)}".rstrip("_"), (*grid, *param_dims[k]), v, "final_params", k)
     lrs = _as_array(result.lrs, "lrs")
     if lrs.ndim == 1:
         lr_coord = xr.Variable("lr", lrs, attrs=_LR_ATTRS)
@@ -220,6 +238,10 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         "init": xr.Variable("init", np.arange(n_init), attrs={"long_name": "initialization index"}),
         "step": xr.Variable("step", _as_array(result.steps, "steps"), attrs=_STEP_ATTRS),
     }
+    for k, dim in axis_dims.items():  # (the exact name in sweepjax_key, should the dim's be made netCDF-safe)
+        attrs = _SEED_ATTRS if k == "seed" else {"long_name": f"rule hyperparameter {k}"}
+        coords[dim] = xr.Variable(dim, _as_array(result.axes[k], f"axes[{k!r}]"), attrs={
+            **attrs, "sweepjax_role": "axis", "sweepjax_key": k})  # fmt: skip
     if lrs.ndim == 2:
         lr_attrs = {"sweepjax_role": "lrs", "sweepjax_key": "lrs", **_LR_ATTRS}
         coords[names("lr_value")] = xr.Variable(("lr", "init"), lrs, attrs=lr_attrs)
@@ -228,7 +250,7 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
             name = names(f"init_{_safe(k)}" if _safe(k) else "init_value")
             coords[name] = xr.Variable("init", v, attrs={"long_name": f"initial value θ₀{k}"})
     attrs = {
-        "sweepjax_format": f"{FORMAT_NAME}/{FORMAT_VERSION}",
+        "sweepjax_format": _format(result),
         "sweepjax_pytrees": json.dumps({"inits": inits_spec, "final_params": final_spec}),
         "metadata": _metadata_json(result.metadata),
     }
@@ -243,14 +265,18 @@ def from_xarray(ds: xarray.Dataset) -> SweepResult:
 def _from_dataset(ds: xarray.Dataset, where: str) -> SweepResult:
     _check_format(ds.attrs.get("sweepjax_format"), where, "'sweepjax_format' attribute")
     parts: dict[str, dict[str, np.ndarray]] = {}
-    for var in ds.variables.values():  # (per-init step sizes are a coordinate)
+    grid: tuple = ()
+    for var in ds.variables.values():  # (per-init step sizes and named axes are coordinates)
         role = var.attrs.get("sweepjax_role")
         if role is not None:
             parts.setdefault(role, {})[var.attrs.get("sweepjax_key", role)] = np.array(var.values)
+        if role == "status":
+            grid = tuple(var.dims)
     missing = [r for r in _GRID if r not in parts]
     if missing:
         raise ValueError(f"{where} is not a complete sweepjax result: missing {missing}")
     try:
+        axes = {ds[d].attrs.get("sweepjax_key", d): np.array(ds.variables[d].values) for d in grid[1:-1]}
         trees = json.loads(ds.attrs["sweepjax_pytrees"])
         metadata = json.loads(ds.attrs["metadata"])
         inits = _unflatten(trees["inits"], parts.get("inits", {}))
@@ -266,6 +292,7 @@ def _from_dataset(ds: xarray.Dataset, where: str) -> SweepResult:
         final_params=final_params,
         **{k: parts[k][k] for k in _GRID},
         metadata=metadata,
+        axes=axes,
     )
 
 
@@ -299,6 +326,11 @@ def _import(name: str):
         return importlib.import_module(name)
     except ImportError as e:
         raise ImportError(f"xarray/netCDF export needs {name}: pip install 'sweepjax[xarray]'") from e
+
+
+def _format(result: SweepResult) -> str:
+    """The format marker: version 2 with named axes (older readers refuse it), else 1 (readable by all)."""
+    return f"{FORMAT_NAME}/{FORMAT_VERSION if result.axes else 1}"
 
 
 def _metadata_json(metadata: dict[str, Any]) -> str:

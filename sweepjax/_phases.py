@@ -44,9 +44,11 @@ def _check_number(name: str, value, *, low: float, low_inclusive: bool, high: fl
 
 
 def _lr_grid(result: SweepResult) -> np.ndarray:
-    """(n_lr, n_init) step sizes, also for a shared (n_lr,) column."""
+    """Each run's step size on the whole grid (n_lr, *axis sizes, n_init), from a shared (n_lr,) column or
+    per-init (n_lr, n_init) columns (broadcast as (n_lr, 1, …, 1, n_init or 1))."""
     lrs = np.asarray(result.lrs, dtype=float)
-    return np.broadcast_to(lrs.reshape(lrs.shape[0], -1), result.shape)
+    shape = tuple(result.shape)
+    return np.broadcast_to(lrs.reshape(lrs.shape[0], *[1] * (len(shape) - 2), -1), shape)
 
 
 def _nan_reduce(fn, a: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -76,7 +78,7 @@ def phase_rules(
     catapult_factor: float = 2.0,
     lazy_tol: float | None = 0.05,
 ) -> dict[Phase, np.ndarray]:
-    """Each rule of ``classify`` on its own, as (n_lr, n_init) bool masks (not mutually exclusive).
+    """Each rule of ``classify`` on its own, as bool masks shaped like the grid (not mutually exclusive).
 
     Keys DIVERGED, EOS, CATAPULT, LAZY; the non-diverged rules are False on diverged runs.
     Arguments are those of ``classify``.
@@ -157,7 +159,9 @@ def classify(
 
     NaN records (past a run's budget or divergence) are ignored; a rule that needs a NaN value
     is False, so a non-diverged run with NaN curvature ends up STABLE. Step sizes may be a
-    shared (n_lr,) column or per-init (n_lr, n_init). The loss rule sees only the recorded steps:
+    shared (n_lr,) column or per-init (n_lr, n_init). Every run is classified on its own, so a grid
+    with named axes (``res.dims`` = ("lr", *axes, "init")) gets the codes on that whole grid, the same
+    as classifying each ``res.isel(...)`` slice. The loss rule sees only the recorded steps:
     record with ``every`` = 1 (or odd) to see period-2 oscillations. The catapult rule assumes
     a non-negative loss.
 
@@ -183,7 +187,7 @@ def classify(
             (a quadratic, whose curvature never moves, is then STABLE).
 
     Returns:
-        (n_lr, n_init) int8 array of ``Phase`` codes.
+        int8 array of ``Phase`` codes shaped like the grid, ``result.shape`` = (n_lr, *axis sizes, n_init).
 
     Example:
         ```python
@@ -248,7 +252,7 @@ def monotone_onset(result: SweepResult, *, record: str = "loss", rise_tol: float
     Record with ``every`` = 1 (or odd) to see period-2 oscillations.
 
     Returns:
-        (n_lr, n_init) float array of steps.
+        float array of steps shaped like the grid, ``result.shape``.
 
     Example:
         ```python

@@ -78,9 +78,10 @@ def _leaf_name(path) -> str | None:
     return None
 
 
-def hyperparameters(rule: AbstractRule) -> dict[str, np.ndarray]:
+def hyperparameters(rule: eqx.Module) -> dict[str, np.ndarray]:
     """name -> value of each scalar numeric leaf of the rule (its own fields, its schedule's, an optax
-    factory's keyword arguments). A name shared by several leaves names all of them."""
+    factory's keyword arguments), or of a problem (its family parameters). A name shared by several
+    leaves names all of them."""
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(rule)[0]:
         name = _leaf_name(path)
@@ -89,12 +90,16 @@ def hyperparameters(rule: AbstractRule) -> dict[str, np.ndarray]:
     return out
 
 
-def with_hyperparameters(rule: AbstractRule, values: Mapping[str, Any]) -> AbstractRule:
-    """The rule with the hyperparameters named in ``values`` replaced (traced values welcome)."""
+def with_hyperparameters(rule: eqx.Module, values: Mapping[str, Any]) -> eqx.Module:
+    """``rule`` (or any module, e.g. a problem) with its scalar leaves named in ``values`` replaced (traced
+    values welcome)."""
     if not values:
         return rule
     leaves, treedef = jax.tree_util.tree_flatten_with_path(rule)
-    new = [jnp.asarray(values[n], leaf.dtype) if (n := _leaf_name(path)) in values else leaf for path, leaf in leaves]
+    new = [
+        jnp.asarray(values[n], leaf.dtype) if (n := _leaf_name(path)) in values and eqx.is_array(leaf) and jnp.ndim(leaf) == 0 else leaf
+        for path, leaf in leaves
+    ]
     return jax.tree_util.tree_unflatten(treedef, new)
 
 

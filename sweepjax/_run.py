@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
 from ._execution import FlatScalars, flat_scalars
 from ._record import Record
-from ._rules import AbstractRule, rule_from
+from ._rules import AbstractRule, hyperparameters, rule_from
 from ._trajectory import Optimizer, Trajectory, cast_floats
 from ._validate import check_one_run
 from .problems._base import AbstractProblem, Params
@@ -113,6 +113,7 @@ def one_run(
     problem = cast_floats(problem, dtype)
     one = cast_floats(jax.tree.map(jnp.asarray, init_like), dtype)
     rule = rule_from(optimizer, rule).resolve(problem, one, {})
-    trajectory = Trajectory.of(record, rule, num_steps, ravel_pytree(one)[0].size, dtype)
+    of_problem = tuple(n for n in hyperparameters(problem) if n not in hyperparameters(rule))
+    trajectory = Trajectory.of(record, rule, of_problem, num_steps, ravel_pytree(one)[0].size, dtype)
     coords = flat_scalars(problem, one, rule)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)

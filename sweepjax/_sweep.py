@@ -165,9 +165,11 @@ def sweep(
             numeric fields (and its schedule's) are hyperparameters, sweepable by name in ``axes``.
         axes: more named grid axes, ``{name: 1-D values}``, between ``lr`` and ``init``: each a
             hyperparameter of the rule (``{"b1": [0.8, 0.9]}``, ``{"warmup": [0, 100]}``, per-layer
-            ``{"lr_in": ..., "lr_out": ...}``) or ``"seed"`` (whole numbers; the rule's randomness,
-            e.g. SGD's batches; 0 without this axis). Every result array then has the dims
-            ``("lr", *axes, "init")``; ``res.sel(name=value)`` picks one slice.
+            ``{"lr_in": ..., "lr_out": ...}``), a scalar parameter of the problem (a family's ``a``,
+            the mean model's ``d``; values are not range-checked), or ``"seed"`` (whole numbers; the
+            rule's randomness, e.g. SGD's batches; 0 without this axis). All are traced: new values
+            do not recompile. Every result array then has the dims ``("lr", *axes, "init")``;
+            ``res.sel(name=value)`` picks one slice.
         chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
             to the same shape, so there is one compile.
         batch_size: the execution strategy. An int runs the chunk as ``lax.map`` over vmapped

@@ -48,6 +48,7 @@ class Trajectory(eqx.Module):
     """Static description of how one run evolves and what it records."""
 
     rule: AbstractRule
+    problem_axes: tuple[str, ...] = eqx.field(static=True)  # the hyper names that set a problem parameter
     solver: AbstractEigensolver | None = eqx.field(static=True)
     observables: bool = eqx.field(static=True)
     every: int = eqx.field(static=True)
@@ -56,9 +57,14 @@ class Trajectory(eqx.Module):
 
     def run_rule(self, hyper: Hyper) -> AbstractRule:
         """The rule with this run's hyperparameters."""
-        return with_hyperparameters(self.rule, {k: v for k, v in hyper.items() if k != "seed"})
+        return with_hyperparameters(self.rule, {k: v for k, v in hyper.items() if k != "seed" and k not in self.problem_axes})
+
+    def run_problem(self, problem: AbstractProblem, hyper: Hyper) -> AbstractProblem:
+        """The problem with this run's values of its swept parameters (e.g. a family's ``a``)."""
+        return with_hyperparameters(problem, {k: v for k, v in hyper.items() if k in self.problem_axes})
 
     def init_state(self, problem: AbstractProblem, lr, hyper: Hyper, params: Params) -> RunState:
+        problem = self.run_problem(problem, hyper)
         flat = ravel_pytree(params)[0]
         # a fixed, generic start vector (not an eigenvector of structured Hessians)
         dtype = flat.dtype if self.sharpness_dtype is None else self.sharpness_dtype
@@ -74,6 +80,7 @@ class Trajectory(eqx.Module):
     def step(self, problem: AbstractProblem, lr, hyper: Hyper, threshold, budget, state: RunState, t) -> RunState:
         """θ ← the rule's step from θ (e.g. θ − η s ⊙ ∇f(θ)); freeze on divergence."""
         seed = hyper.get("seed", jnp.array(0, jnp.int32))
+        problem = self.run_problem(problem, hyper)
         loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
         bad_here = ~jnp.isfinite(loss) | (loss > threshold)  # θ_t is the first bad iterate
@@ -94,7 +101,7 @@ class Trajectory(eqx.Module):
     ) -> tuple[dict[str, Array], RunState]:
         """Loss, observables (the problem's, then the rule's) and sharpness at θ; NaN where the run is dead
         or θ is bad."""
-        params = state.params
+        params, problem = state.params, self.run_problem(problem, hyper)
         # in the training dtype (a loss may return a Python float, or float64 constants under x64)
         loss = jnp.asarray(problem.loss(params), ravel_pytree(params)[0].dtype)
         ok = state.alive & jnp.isfinite(loss) & (loss <= threshold)
@@ -187,12 +194,16 @@ class Trajectory(eqx.Module):
         return last, state
 
     @classmethod
-    def of(cls, record, rule: AbstractRule, num_steps: int, num_params: int, dtype) -> Trajectory:
+    def of(
+        cls, record, rule: AbstractRule, problem_axes: tuple[str, ...], num_steps: int, num_params: int, dtype
+    ) -> Trajectory:
         """The trajectory a ``Record`` asks for, for a problem of ``num_params`` parameters trained in ``dtype``
-        by ``rule`` (its hyperparameters cast to ``dtype``)."""
+        by ``rule`` (its hyperparameters cast to ``dtype``); hyperparameters named in ``problem_axes`` set
+        the problem's parameters of those names."""
         sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
         return cls(
             rule=cast_floats(rule, dtype),
+            problem_axes=tuple(problem_axes),
             solver=record.solver(num_params),
             observables=record.observables,
             every=record.every,

@@ -272,3 +272,19 @@ def test_checkpointed_sgd_sweep_with_axes_resumes_bit_for_bit(tmp_path):
     assert_bitwise_equal(again, ref)
     with pytest.raises(ValueError, match="axes.momentum differ"):
         sj.sweep(prob, [0.02, 0.05], w0, **{**kw, "axes": {"momentum": [0.0, 0.5]}}, out_dir=tmp_path, checkpoint_every=10)
+
+
+def test_a_family_parameter_of_the_problem_is_an_axis():
+    from sweepjax.problems import RegularityFamily
+
+    inits = np.array([[1.2, 0.4], [0.3, 1.5]], np.float32)
+    kw = dict(num_steps=30, record=sj.Record(every=10), batch_size=1)
+    res = sj.sweep(RegularityFamily(a=1.0, b=1), [0.1, 0.5], inits, axes={"a": [0.5, 1.0, 1.5]}, **kw)
+    assert res.dims == ("lr", "a", "init")
+    for k, a in enumerate([0.5, 1.0, 1.5]):
+        alone = sj.sweep(RegularityFamily(a=a, b=1), [0.1, 0.5], inits, **kw)
+        for name in alone.records:
+            np.testing.assert_allclose(res.records[name][:, k], alone.records[name], rtol=1e-6, err_msg=name)
+    run = sj.one_run(RegularityFamily(a=1.0, b=1), inits[0], num_steps=30, record=kw["record"])
+    out = run(jnp.float32(0.5), inits[1], hyper={"a": 1.5})
+    np.testing.assert_array_equal(out.records["loss"], res.records["loss"][1, 2, 1])
