@@ -198,8 +198,7 @@ def find_boundary(
             )
         if out.shape != lrs.shape:
             raise ValueError(
-                f"criterion {describe(crit)} returned {got}, expected a bool array of shape "
-                f"(n_lr, n_init) = {lrs.shape}"
+                f"criterion {describe(crit)} returned {got}, expected a bool array of shape (n_lr, n_init) = {lrs.shape}"
             )
         return out
 

@@ -228,7 +228,5 @@ def resolve(criterion) -> Callable[[SweepResult], np.ndarray]:
             raise ValueError(f"unknown criterion {criterion!r}{hint}; known names: {sorted(REGISTRY)}")
         return REGISTRY[criterion]()
     if not callable(criterion):
-        raise ValueError(
-            f"criterion must be a name in {sorted(REGISTRY)} or a callable SweepResult -> bool, got {criterion!r}"
-        )
+        raise ValueError(f"criterion must be a name in {sorted(REGISTRY)} or a callable SweepResult -> bool, got {criterion!r}")
     return criterion

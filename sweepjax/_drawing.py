@@ -1,5 +1,6 @@
-"""How plot.py lays runs out and draws them: per-run arrays on an (η, init) layout of cells, overlays,
-axes and the phase colours. Private: ``sweepjax.plot`` is the public face."""
+"""How plot.py lays runs out and draws them: per-run arrays on a layout of cells over two of the grid's
+dims (η and init by default), overlays, axes and the phase colours. Private: ``sweepjax.plot`` is the
+public face."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import typing as _typing
 import numpy as _np
 
 from . import theory as _theory
-from ._phases import Phase as _Phase, _lr_grid
+from ._phases import Phase as _Phase
+from ._select import Plane, plane as _plane
 
 if _typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +41,7 @@ def _new_axes(n: int = 1, **kwargs):
 
 
 def _grid_quantity(result: SweepResult, quantity) -> tuple[np.ndarray, str]:
-    """(the (n_lr, n_init) array, its label) for a name or an array."""
+    """(the per-run array on the grid, its label) for a name or an array."""
     if isinstance(quantity, str):
         try:
             values = result[quantity]
@@ -55,15 +57,16 @@ def _grid_quantity(result: SweepResult, quantity) -> tuple[np.ndarray, str]:
         values, label = quantity, ""
     values = _np.asarray(values, dtype=float)
     if values.shape != tuple(result.shape):
-        is_record = values.shape[:2] == tuple(result.shape)
+        is_record = values.shape[:-1] == tuple(result.shape)
         hint = " (a record: pick 'final_<name>' or 'initial_<name>')" if is_record else ""
-        raise ValueError(f"quantity must have shape (n_lr, n_init)={tuple(result.shape)}, got {values.shape}{hint}")
+        dims = ", ".join(f"n_{d}" for d in result.dims)
+        raise ValueError(f"quantity must have shape ({dims})={tuple(result.shape)}, got {values.shape}{hint}")
     return values, label
 
 
-def _init_coordinate(result: SweepResult, y) -> tuple[np.ndarray, str]:
+def _init_coordinate(result: SweepResult, y, arg: str = "y") -> tuple[np.ndarray, str]:
     """(the (n_init,) coordinate labelling each init, its axis label)."""
-    n_init = result.shape[1]
+    n_init = result.shape[-1]
     if y is None:
         return _np.arange(n_init, dtype=float), "init index"
     if isinstance(y, str):
@@ -71,16 +74,18 @@ def _init_coordinate(result: SweepResult, y) -> tuple[np.ndarray, str]:
         try:
             grid = _np.asarray(result[name], dtype=float)
         except KeyError:
-            raise ValueError(f"y={y!r} is not a record; known records {sorted(result.records)}") from None
-        coord = _np.fmax.reduce(grid, axis=0)  # the same in every row; NaN only where no run recorded it
+            raise ValueError(
+                f"{arg}={y!r} is not a record (known records {sorted(result.records)}) nor a dim {list(result.dims)}"
+            ) from None
+        coord = _np.fmax.reduce(grid.reshape(-1, n_init), axis=0)  # the same for every run of an init (NaN: none recorded it)
         label = y[len("initial_") :] if y.startswith("initial_") else y
         label = f"initial {label}"
     else:
         coord, label = _np.asarray(y, dtype=float), ""
     if coord.shape != (n_init,):
-        raise ValueError(f"y must give one value per init, shape ({n_init},), got {coord.shape}")
+        raise ValueError(f"{arg} must give one value per init, shape ({n_init},), got {coord.shape}")
     if not _np.all(_np.isfinite(coord)):
-        raise ValueError("y has non-finite values (an init whose coordinate is unknown)")
+        raise ValueError(f"{arg} has non-finite values (an init whose coordinate is unknown)")
     return coord, label
 
 
@@ -95,8 +100,6 @@ def _cell_edges(centers: np.ndarray, log: bool = False) -> np.ndarray:
         return _np.array([c[0] - 0.5, c[0] + 0.5])
     mid = 0.5 * (c[1:] + c[:-1])
     return _np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
-
-
 
 
 def _is_pair(item) -> bool:
@@ -119,38 +122,102 @@ def _overlays(overlay) -> list[tuple[Callable, str | None]]:
 
 
 class _Grid(_typing.NamedTuple):
-    """The runs laid out for drawing: row i is the i-th init by its coordinate, columns by ascending η."""
+    """The plane laid out for drawing: row i is the i-th y value in ascending order, columns by ascending x."""
 
-    lr_index: np.ndarray  #: (n_init, n_lr) the lr row of each cell
-    init_index: np.ndarray  #: (n_init, 1) the init of each row
-    x: np.ndarray  #: (n_init, n_lr) each cell's step size
-    y: np.ndarray  #: (n_init,) each row's init coordinate
-    x_edges: np.ndarray  #: (n_init, n_lr + 1) each row's own η cell edges
-    y_edges: np.ndarray  #: (n_init + 1,)
+    x_index: np.ndarray  #: (n_y, n_x) the x index of each cell
+    y_index: np.ndarray  #: (n_y, 1) the y index of each row
+    x: np.ndarray  #: (n_y, n_x) each cell's x coordinate
+    y: np.ndarray  #: (n_y,) each row's y coordinate
+    x_edges: np.ndarray  #: (n_y, n_x + 1) each row's own x cell edges
+    y_edges: np.ndarray  #: (n_y + 1,)
 
     @property
     def rectilinear(self) -> bool:
-        """Every row has the same step sizes (a shared (n_lr,) column, or equal per-init columns)."""
+        """Every row has the same x values (e.g. a shared (n_lr,) column, or equal per-init columns)."""
         return bool(_np.all(self.x == self.x[:1]))
 
     def take(self, a) -> np.ndarray:
-        """An (n_lr, n_init) per-run array in this layout, (n_init, n_lr)."""
-        return _np.asarray(a)[self.lr_index, self.init_index]
+        """An (n_x, n_y) plane in this layout, (n_y, n_x)."""
+        return _np.asarray(a)[self.x_index, self.y_index]
 
 
-def _layout(result: SweepResult, coord: np.ndarray, log_x: bool, log_y: bool) -> _Grid:
-    lrs = _lr_grid(result)  # (n_lr, n_init), also for a shared (n_lr,) column
-    init_order = _np.argsort(coord, kind="stable")
-    lr_index = _np.argsort(lrs, axis=0, kind="stable").T[init_order]
-    init_index = init_order[:, None]
-    x = lrs[lr_index, init_index]
-    y = coord[init_order]
+def _layout(xs: np.ndarray, ys: np.ndarray, log_x: bool, log_y: bool) -> _Grid:
+    """Cells for x coordinates ``xs`` (n_x, n_y) (a column per y value: per-init step sizes) and ``ys`` (n_y,)."""
+    y_order = _np.argsort(ys, kind="stable")
+    x_index = _np.argsort(xs, axis=0, kind="stable").T[y_order]
+    y_index = y_order[:, None]
+    x = xs[x_index, y_index]
     x_edges = _np.stack([_cell_edges(row, log_x) for row in x])
-    return _Grid(lr_index, init_index, x, y, x_edges, _cell_edges(y, log_y))
+    return _Grid(x_index, y_index, x, ys[y_order], x_edges, _cell_edges(ys[y_order], log_y))
+
+
+class _View(_typing.NamedTuple):
+    """Two dims of a result laid out as cells: ``take`` turns a per-run array into the (n_y, n_x) drawn."""
+
+    plane: Plane
+    grid: _Grid
+    xlabel: str
+    ylabel: str
+    log_x: bool
+    log_y: bool
+
+    def take(self, a, reduce=None) -> np.ndarray:
+        return self.grid.take(self.plane.take(a, reduce))
+
+
+def _view(result: SweepResult, x, y, sel, reduce, log_x, log_y, where: str) -> _View:
+    """Resolve ``x``/``y`` (dim names, or labels of the init dim), ``sel``, ``reduce`` and the log scales."""
+    xd, xc, xlabel = _dim_spec(result, x, "lr", "x")
+    yd, yc, ylabel = _dim_spec(result, y, "lr" if xd == "init" else "init", "y")
+    pl = _plane(result, xd, yd, sel, reduce, where)
+    xs, ys = _coordinate(result, pl, xd, xc, where), _coordinate(result, pl, yd, yc, where)
+    if ys.ndim == 2:  # (per-init step sizes vary along x, the init dim: each column would need its own y cells)
+        raise ValueError(f"{where}: with per-init step-size columns draw lr on x (x='lr', y='init'), or select one init")
+    if xs.ndim == 1:
+        xs = _np.broadcast_to(xs[:, None], (xs.size, ys.size))
+    log_x = _auto_log(result, xd, xs) if log_x is None else log_x
+    log_y = _auto_log(result, yd, ys) if log_y is None else log_y
+    return _View(pl, _layout(xs, ys, log_x, log_y), xlabel, ylabel, log_x, log_y)
+
+
+def _dim_spec(result: SweepResult, spec, default: str, arg: str) -> tuple[str, np.ndarray | None, str]:
+    """(dim, its init labels or None, the axis label) of an ``x``/``y`` argument: a dim name, or for the
+    init dim a record name (its initial value) or an (n_init,) array."""
+    spec = default if spec is None else spec
+    if isinstance(spec, str) and spec in result.dims:
+        labels = {"lr": "step size η", "init": "init index"}
+        return spec, (_np.arange(result.shape[-1], dtype=float) if spec == "init" else None), labels.get(spec, spec)
+    return "init", *_init_coordinate(result, spec, arg)
+
+
+def _coordinate(result: SweepResult, pl: Plane, dim: str, labels, where: str) -> np.ndarray:
+    """The coordinate of a drawn dim: (n,), or (n_lr, n_init) for per-init step sizes drawn against init."""
+    if dim == "init":
+        return labels
+    if dim != "lr":
+        return result.axes[dim].astype(float)
+    lrs = _np.asarray(result.lrs, dtype=float)
+    if lrs.ndim == 1:
+        return lrs
+    if "init" in (pl.x, pl.y):
+        return lrs
+    if "init" in pl.index:
+        return lrs[:, pl.index["init"]]
+    raise ValueError(f"{where}: with per-init step-size columns, η of a cell reduced over inits is undefined: "
+                     "select one init (sel={'init': j}) or draw init")  # fmt: skip
+
+
+def _auto_log(result: SweepResult, dim: str, coord: np.ndarray) -> bool:
+    """lr: log; a named numeric axis: log when positive and spanning more than a decade; else linear."""
+    if dim == "lr":
+        return True
+    if dim in ("init", "seed"):
+        return False
+    return bool(_np.all(coord > 0) and coord.max() > 10 * coord.min())
 
 
 def _draw_cells(ax: Axes, grid: _Grid, data: np.ma.MaskedArray, cmap, norm, kwargs: dict):
-    """Draw (n_init, n_lr) ``data``: a QuadMesh on a shared η grid, else one rectangle per run."""
+    """Draw (n_y, n_x) ``data``: a QuadMesh when every row shares its x cells, else one rectangle per run."""
     if grid.rectilinear:
         return ax.pcolormesh(grid.x_edges[0], grid.y_edges, data, cmap=cmap, norm=norm, **kwargs)
     from matplotlib.collections import PolyCollection
@@ -187,17 +254,18 @@ def _draw_overlays(ax: Axes, overlay, grid: _Grid, log_x: bool) -> list:
     return handles
 
 
-def _finish(ax: Axes, grid: _Grid, log_x: bool, log_y: bool, ylabel: str, handles: list) -> None:
-    if log_x:
+def _finish(ax: Axes, view: _View, handles: list) -> None:
+    grid = view.grid
+    if view.log_x:
         ax.set_xscale("log")
-    if log_y:
+    if view.log_y:
         ax.set_yscale("log")
     if handles:
         ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
     ax.set_xlim(grid.x_edges.min(), grid.x_edges.max())
     ax.set_ylim(grid.y_edges[0], grid.y_edges[-1])
-    ax.set_xlabel("step size η")
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(view.xlabel)
+    ax.set_ylabel(view.ylabel)
 
 
 def _get_cmap(cmap):

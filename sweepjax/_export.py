@@ -239,7 +239,7 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         "step": xr.Variable("step", _as_array(result.steps, "steps"), attrs=_STEP_ATTRS),
     }
     for k, dim in axis_dims.items():  # (the exact name in sweepjax_key, should the dim's be made netCDF-safe)
-        attrs = _SEED_ATTRS if k == "seed" else {"long_name": f"rule hyperparameter {k}"}
+        attrs = _SEED_ATTRS if k == "seed" else {"long_name": f"hyperparameter {k}"}
         coords[dim] = xr.Variable(dim, _as_array(result.axes[k], f"axes[{k!r}]"), attrs={
             **attrs, "sweepjax_role": "axis", "sweepjax_key": k})  # fmt: skip
     if lrs.ndim == 2:
@@ -347,9 +347,7 @@ def _check_format(marker: Any, where: str, entry: str) -> None:
     if name != FORMAT_NAME or not version.isdigit():
         raise ValueError(f"{where} is not a sweepjax result: its {entry} is {str(marker)!r}")
     if int(version) > FORMAT_VERSION:
-        raise ValueError(
-            f"{where} uses sweepjax format version {version}; this sweepjax reads versions <= {FORMAT_VERSION}"
-        )
+        raise ValueError(f"{where} uses sweepjax format version {version}; this sweepjax reads versions <= {FORMAT_VERSION}")
 
 
 def _with_suffix(path: _Path, suffixes: tuple[str, ...]) -> pathlib.Path:

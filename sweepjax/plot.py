@@ -15,11 +15,11 @@ from ._drawing import (
     _finish,
     _get_cmap,
     _grid_quantity,
-    _init_coordinate,
-    _layout,
     _new_axes,
+    _view,
 )
 from ._phases import Phase as _Phase, _lr_grid, classify as _classify
+from ._select import as_indices as _as_indices, mode as _mode
 
 if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public names are its __all__
     from collections.abc import Callable, Mapping, Sequence
@@ -33,18 +33,24 @@ if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public
 
     #: an overlay curve: a function of η, or (function, legend label)
     Overlay = Callable[[np.ndarray], Any] | tuple[Callable[[np.ndarray], Any], str]
+    #: how to reduce the dims not drawn: a name, or fn(array, axis=tuple of axes) -> the reduced array
+    Reduce = str | Callable[..., Any]
 
 __all__ = ["phase_diagram", "phase_map", "trajectories", "versus_prediction"]
+
 
 def phase_diagram(
     result: SweepResult,
     quantity: str | np.ndarray = "final_sharpness",
     ax: Axes | None = None,
     *,
+    x: str | np.ndarray = "lr",
     y: str | np.ndarray | None = None,
+    sel: Mapping[str, float] | None = None,
+    reduce: Reduce | None = None,
     overlay: Overlay | Sequence[Overlay] | None = None,
-    log_x: bool = True,
-    log_y: bool = False,
+    log_x: bool | None = None,
+    log_y: bool | None = None,
     cmap: Any = "viridis",
     norm: Any = None,
     mask_diverged: bool = True,
@@ -54,11 +60,16 @@ def phase_diagram(
     contours: int | Sequence[float] | None = None,
     **pcolormesh_kwargs,
 ) -> Axes:
-    """Heatmap of a per-run quantity over step size η (x) and an init coordinate (y).
+    """Heatmap of a per-run quantity over step size η (x) and an init coordinate (y), or any two dims.
 
-    Each run is a cell: its init's row (edges midway between neighbouring init coordinates) by the
-    η-cell around its own step size (edges midway, geometrically under ``log_x``, between the
-    neighbouring step sizes of the same init). With a shared (n_lr,) column of step sizes the cells
+    A result with named axes (``result.dims`` = ("lr", *axes, "init")) is drawn over the two dims named
+    by ``x`` and ``y`` (``x="lr_in", y="lr_out"``); every other dim of size > 1 is picked at one value
+    (``result.sel(b1=0.9)`` or ``sel={"b1": 0.9}``) or reduced over (``reduce="mean"``), else a
+    ValueError names it. Cells are sorted by their coordinate on both axes.
+
+    With x = lr and y = init, each run is a cell: its init's row (edges midway between neighbouring
+    init coordinates) by the η-cell around its own step size (edges midway, geometrically under
+    ``log_x``, between the neighbouring step sizes of the same init). With a shared (n_lr,) column of step sizes the cells
     form a rectilinear grid, drawn with ``pcolormesh``. With per-init columns (``lrs`` shaped
     (n_lr, n_init)) each row has its own η grid, so cells of neighbouring rows share no corners:
     every run is then its own rectangle (a ``PolyCollection``), rather than a curvilinear mesh
@@ -67,14 +78,26 @@ def phase_diagram(
     Args:
         result: a ``SweepResult``.
         quantity: a name (``result[name]``, e.g. ``"final_sharpness"``, or ``"diverged_step"``) or
-            an (n_lr, n_init) array.
+            an array shaped like the grid, ``result.shape``.
         ax: the axes to draw on (a new figure when None).
-        y: what labels each init: a record name whose initial value is used (``"y2_minus_x2"``
-            reads ``result["initial_y2_minus_x2"]``), an (n_init,) array, or None for the index.
-            Inits are sorted by it.
-        overlay: curves y = f(η) drawn over the map: a callable (e.g. ``theory.eos_limit``), a
-            (callable, label) pair, or a list of either.
-        log_x, log_y: log-scale axes (cells then have geometric edges).
+        x: the dim drawn along x: ``"lr"`` (default), ``"init"`` or a named axis (``"b1"``); or, to
+            draw the init dim there, one of ``y``'s init labels.
+        y: the dim drawn along y, as ``x``; for the init dim (the default, None; lr when x is init)
+            what labels each init: a record name whose initial value is used (``"y2_minus_x2"``
+            reads ``result["initial_y2_minus_x2"]``), an (n_init,) array, or None / ``"init"`` for
+            the index. Inits are sorted by it. A dim's name wins over a record's of the same name.
+        sel: one value for each dim not drawn, ``{dim: value}``: a named axis or ``lr`` at the nearest
+            value (``lr`` with per-init step-size columns: the row index), ``init`` by index. Named
+            axes can be picked with ``result.sel(...)`` too; dims of size 1 need nothing.
+        reduce: how to reduce the dims neither drawn nor in ``sel``: ``"mean"``, ``"median"``,
+            ``"min"``, ``"max"`` (NaN-aware: diverged runs, whose final values are NaN, are left
+            out) or a callable ``fn(array, axis=tuple_of_axes)``. A cell then counts as diverged
+            when all of its runs diverged.
+        overlay: curves y = f(x) drawn over the map (f of η for x = lr): a callable (e.g.
+            ``theory.eos_limit``), a (callable, label) pair, or a list of either.
+        log_x, log_y: log-scale axes (cells then have geometric edges); None (default): log for
+            ``lr``, and for a named axis whose values are positive and span more than a decade
+            (``seed`` and ``init`` stay linear).
         cmap, norm: colour map and normalisation (``"log"`` or a ``matplotlib.colors.Normalize``).
         mask_diverged: show diverged runs in ``diverged_color`` (labelled in the legend) instead
             of their value; non-finite values (and values ≤ 0 under a log norm) are always drawn
@@ -86,19 +109,26 @@ def phase_diagram(
             the ``PolyCollection`` for per-init columns (``vmin``/``vmax`` set its limits).
 
     Returns:
-        the axes; the heatmap is its first ``QuadMesh`` (array shaped (n_init, n_lr), rows
-        sorted by the init coordinate, columns by η), or for per-init columns its first
-        ``PolyCollection`` (one rectangle per run, the same (n_init, n_lr) array flattened row by row).
+        the axes; the heatmap is its first ``QuadMesh`` (array shaped (n_y, n_x), by default
+        (n_init, n_lr); rows sorted by the y coordinate, columns by x), or for per-init columns its
+        first ``PolyCollection`` (one rectangle per run, the same (n_init, n_lr) array flattened row by row).
+
+    Example:
+        ```python
+        rule = sj.GD(groups={"w1": "lr_in", "w2": "lr_out"})
+        res = sj.sweep(p, [0.1, 1.0], inits, num_steps=500, rule=rule, axes={"lr_in": a, "lr_out": b})
+        sj.plot.phase_diagram(res, "final_loss", x="lr_in", y="lr_out", sel={"lr": 1.0}, reduce="mean")  # mean over inits
+        ```
     """
     import matplotlib.colors as mcolors
     import matplotlib.patches as mpatches
 
     values, qlabel = _grid_quantity(result, quantity)
-    coord, ylabel = _init_coordinate(result, y)
-    grid = _layout(result, coord, log_x, log_y)
-    values, diverged = grid.take(values), grid.take(result.diverged)
+    view = _view(result, x, y, sel, reduce, log_x, log_y, "phase_diagram")
+    grid = view.grid
+    values, diverged = view.take(values), view.take(result.diverged, _np.all)  # reduced: all of a cell's runs diverged
     hide = ~_np.isfinite(values) | (diverged if mask_diverged else False)
-    data = _np.ma.masked_array(values, mask=hide)  # (n_init, n_lr): rows are y, columns are x
+    data = _np.ma.masked_array(values, mask=hide)  # (n_y, n_x): rows are y, columns are x
 
     if ax is None:
         ax = _new_axes()[0]
@@ -117,11 +147,11 @@ def phase_diagram(
         cs = ax.contour(grid.x, ys, data, levels=_np.asarray(levels), colors="white", linewidths=0.7, alpha=0.7)
         ax.clabel(cs, fontsize="x-small", fmt="%.3g")
 
-    handles = _draw_overlays(ax, overlay, grid, log_x)
+    handles = _draw_overlays(ax, overlay, grid, view.log_x)
     if _np.any(diverged & mask_diverged):
         n = int(diverged.sum())
         handles.append(mpatches.Patch(color=diverged_color, label=f"diverged ({n}/{diverged.size})"))
-    _finish(ax, grid, log_x, log_y, ylabel, handles)
+    _finish(ax, view, handles)
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, label=qlabel if label is None else label)
     return ax
@@ -134,7 +164,7 @@ def _phase_codes(result: SweepResult, phases, classify_kwargs: dict) -> np.ndarr
         raise ValueError(f"classify keywords {sorted(classify_kwargs)} are used only when phases is None")
     codes = _np.asarray(phases)
     if codes.shape != tuple(result.shape):
-        raise ValueError(f"phases must have shape (n_lr, n_init)={tuple(result.shape)}, got {codes.shape}")
+        raise ValueError(f"phases must have the grid's shape {tuple(result.shape)} (dims {result.dims}), got {codes.shape}")
     if not _np.issubdtype(codes.dtype, _np.integer):
         raise ValueError(f"phases must be integer Phase codes (sj.classify's output), got dtype {codes.dtype}")
     unknown = sorted(set(_np.unique(codes).tolist()) - {int(p) for p in _Phase})
@@ -148,25 +178,31 @@ def phase_map(
     phases: np.ndarray | None = None,
     ax: Axes | None = None,
     *,
+    x: str | np.ndarray = "lr",
     y: str | np.ndarray | None = None,
+    sel: Mapping[str, float] | None = None,
+    reduce: str | Callable[..., Any] | None = None,
     overlay: Overlay | Sequence[Overlay] | None = None,
-    log_x: bool = True,
-    log_y: bool = False,
+    log_x: bool | None = None,
+    log_y: bool | None = None,
     colors: Mapping[Phase, Any] | None = None,
     legend: bool = True,
     **classify_kwargs,
 ) -> Axes:
-    """Categorical map of each run's ``Phase`` over step size η (x) and an init coordinate (y).
+    """Categorical map of each run's ``Phase`` over step size η (x) and an init coordinate (y), or any two dims.
 
     One colour per phase (STABLE, LAZY, EOS, CATAPULT, DIVERGED), the cells laid out as in
-    ``phase_diagram`` (per-init step-size columns included), and a legend naming the phases present
-    with their run counts.
+    ``phase_diagram`` (per-init step-size columns and named axes included), and a legend naming the
+    phases present with their cell counts.
 
     Args:
         result: a ``SweepResult`` (it gives the coordinates).
-        phases: (n_lr, n_init) ``Phase`` codes, e.g. ``sj.classify(result, curvature="ntk", edge=8)``;
+        phases: ``Phase`` codes shaped like the grid, e.g. ``sj.classify(result, curvature="ntk", edge=8)``;
             None classifies ``result`` here with ``classify_kwargs``.
-        ax, y, overlay, log_x, log_y: as in ``phase_diagram``.
+        ax, x, y, sel, overlay, log_x, log_y: as in ``phase_diagram``.
+        reduce: ``"mode"``: each cell shows the most frequent phase of the runs over the dims
+            neither drawn nor in ``sel`` (ties go to the later phase: DIVERGED > CATAPULT > EOS > LAZY
+            > STABLE); or a callable ``fn(codes, axis=tuple_of_axes)`` returning ``Phase`` codes.
         colors: ``{Phase: colour}`` overriding the defaults (diverged runs default to
             ``phase_diagram``'s diverged colour).
         legend: add the legend of phases (and of named overlays).
@@ -174,7 +210,7 @@ def phase_map(
 
     Returns:
         the axes; the map is its first ``QuadMesh`` (or ``PolyCollection`` for per-init columns)
-        with the codes as its (n_init, n_lr) array, a ``ListedColormap`` of one colour per phase
+        with the codes as its (n_y, n_x) array (by default (n_init, n_lr)), a ``ListedColormap`` of one colour per phase
         and a ``BoundaryNorm`` at the half-integers, so code k is drawn in the colour of ``Phase(k)``.
 
     Example:
@@ -186,35 +222,32 @@ def phase_map(
     import matplotlib.patches as mpatches
 
     codes = _phase_codes(result, phases, classify_kwargs)
+    if reduce is not None and reduce != "mode" and not callable(reduce):
+        raise ValueError(f"phase_map reduces phase codes with reduce='mode' or a callable, got {reduce!r}")
+    view = _view(result, x, y, sel, _mode if reduce == "mode" else reduce, log_x, log_y, "phase_map")
+    shown = view.take(codes)
+    if not set(_np.unique(shown).tolist()) <= {int(p) for p in _Phase}:
+        raise ValueError(f"reduce={reduce!r} returned values that are not Phase codes: {sorted(_np.unique(shown).tolist())}")
     chosen = {p: style[0] for p, style in _PHASE_STYLE.items()}
     for key, color in (colors or {}).items():
         if isinstance(key, bool) or not isinstance(key, int) or key not in {int(p) for p in _Phase}:
             raise ValueError(f"colors keys must be Phase members, got {key!r}")
         chosen[_Phase(key)] = mcolors.to_rgba(color)
-    coord, ylabel = _init_coordinate(result, y)
-    grid = _layout(result, coord, log_x, log_y)
-    data = _np.ma.masked_array(grid.take(codes).astype(float), mask=False)
+    data = _np.ma.masked_array(shown.astype(float), mask=False)
     cmap = mcolors.ListedColormap([chosen[p] for p in _Phase], name="phases")
     norm = mcolors.BoundaryNorm(_np.arange(len(_Phase) + 1) - 0.5, len(_Phase))
 
     if ax is None:
         ax = _new_axes()[0]
-    _draw_cells(ax, grid, data, cmap, norm, {})
+    _draw_cells(ax, view.grid, data, cmap, norm, {})
     handles = [
         mpatches.Patch(color=chosen[p], label=f"{_PHASE_STYLE[p][1]} ({int(n)})")
         for p in _Phase
-        if (n := _np.count_nonzero(codes == p))
+        if (n := _np.count_nonzero(shown == p))
     ]
-    handles += _draw_overlays(ax, overlay, grid, log_x)
-    _finish(ax, grid, log_x, log_y, ylabel, handles if legend else [])
+    handles += _draw_overlays(ax, overlay, view.grid, view.log_x)
+    _finish(ax, view, handles if legend else [])
     return ax
-def _as_indices(index, size: int, name: str) -> np.ndarray:
-    idx = _np.atleast_1d(_np.asarray(index))
-    if idx.ndim != 1 or idx.size == 0 or not _np.issubdtype(idx.dtype, _np.integer):
-        raise ValueError(f"{name} must be an int or a non-empty sequence of ints, got {index!r}")
-    if _np.any((idx < -size) | (idx >= size)):
-        raise ValueError(f"{name}={index!r} out of range for {size} entries")
-    return idx % size
 
 
 def trajectories(
@@ -223,6 +256,7 @@ def trajectories(
     *,
     lr_index: int | Sequence[int],
     init_index: int | Sequence[int],
+    axis_index: Mapping[str, int | Sequence[int]] | None = None,
     quantities: Sequence[str] = ("loss", "sharpness"),
     eos_line: bool = True,
     log_loss: bool = True,
@@ -234,23 +268,47 @@ def trajectories(
         ax: one axes per quantity (a single ``Axes`` when there is one quantity), or None for a
             new figure with stacked panels sharing the step axis.
         lr_index, init_index: the runs: ints, or sequences of equal length (a scalar pairs with
-            every entry of the other).
-        quantities: record names (``result[name]`` shaped (n_lr, n_init, n_record)).
+            every entry of the others).
+        axis_index: for a result with named axes, the index along each of them, ``{"b1": [0, 2]}``
+            (ints or sequences, paired with ``lr_index`` and ``init_index`` as those are with each
+            other). Every named axis of size > 1 needs one; or pass ``result.isel(b1=0)``.
+        quantities: record names (``result[name]`` shaped (*result.shape, n_record)).
         eos_line: on the ``"sharpness"`` panel draw y = 2/η for each run, dashed in its colour.
         log_loss: log-scale the ``"loss"`` panel when the plotted losses are all positive.
 
     Returns:
-        the list of axes, one per quantity; each run is one line labelled ``η=…, init j``.
+        the list of axes, one per quantity; each run is one line labelled ``η=…, init j`` (with
+        ``name=value`` for each named axis of size > 1 between them).
+
+    Example:
+        ```python
+        sj.plot.trajectories(res, lr_index=2, init_index=0, axis_index={"seed": [0, 1, 2]})  # three seeds
+        ```
     """
     quantities = [quantities] if isinstance(quantities, str) else list(quantities)
     if not quantities:
         raise ValueError("quantities must name at least one record")
-    n_lr, n_init = result.shape
-    li = _as_indices(lr_index, n_lr, "lr_index")
-    ii = _as_indices(init_index, n_init, "init_index")
-    if li.size != ii.size and 1 not in (li.size, ii.size):
-        raise ValueError(f"lr_index and init_index have different lengths ({li.size} and {ii.size})")
-    li, ii = _np.broadcast_arrays(li, ii)
+    n_lr, n_init = result.shape[0], result.shape[-1]
+    axis_index = dict(axis_index or {})
+    unknown = sorted(set(axis_index) - set(result.axes))
+    if unknown:
+        raise ValueError(f"axis_index names {unknown}, which are not named axes of this result ({list(result.axes)})")
+    missing = [k for k, v in result.axes.items() if v.size > 1 and k not in axis_index]
+    if missing:
+        raise ValueError(
+            f"trajectories: give the index of the runs along the named axes {missing} (axis_index="
+            f"{ {k: 0 for k in missing} }) or pass result.isel({', '.join(f'{k}=0' for k in missing)})"
+        )
+    index = [_as_indices(lr_index, n_lr, "lr_index")]
+    index += [_as_indices(axis_index.get(k, 0), v.size, f"axis_index[{k!r}]") for k, v in result.axes.items()]
+    index.append(_as_indices(init_index, n_init, "init_index"))
+    sizes = {i.size for i in index} - {1}
+    if len(sizes) > 1:
+        lengths = ", ".join(f"{d} {i.size}" for d, i in zip(result.dims, index))
+        raise ValueError(f"lr_index, init_index and axis_index have different lengths ({lengths})")
+    index = _np.broadcast_arrays(*index)
+    runs = list(zip(*index))
+    shown_axes = [(n, k, v) for n, (k, v) in enumerate(result.axes.items(), start=1) if v.size > 1]
     for q in quantities:
         if q not in result.records:
             raise ValueError(f"unknown record {q!r}; known records {sorted(result.records)}")
@@ -265,13 +323,14 @@ def trajectories(
     lrs = _lr_grid(result)  # each run's own η, also for per-init columns
     for a, q in zip(axes, quantities):
         data = _np.asarray(result[q], dtype=float)
-        for k, (i, j) in enumerate(zip(li, ii)):
+        for k, run in enumerate(runs):
             color = f"C{k % 10}"
-            a.plot(steps, data[i, j], color=color, lw=1.2, label=f"η={lrs[i, j]:.3g}, init {j}")
+            names = "".join(f", {name}={v[run[n]].item():.3g}" for n, name, v in shown_axes)
+            a.plot(steps, data[run], color=color, lw=1.2, label=f"η={lrs[run]:.3g}{names}, init {run[-1]}")
             if eos_line and q == "sharpness":
-                a.axhline(float(_theory.eos_limit(float(lrs[i, j]))), color=color, ls="--", lw=1.0)
+                a.axhline(float(_theory.eos_limit(float(lrs[run]))), color=color, ls="--", lw=1.0)
         if q == "loss" and log_loss:
-            shown = data[li, ii]
+            shown = data[tuple(index)]
             shown = shown[_np.isfinite(shown)]
             if shown.size and _np.all(shown > 0):
                 a.set_yscale("log")
@@ -293,9 +352,10 @@ def versus_prediction(
 ) -> Axes:
     """Scatter of a measured per-run quantity against a prediction, with the identity line.
 
+    Every run of the grid is one point (with named axes too: pass ``result.sel(...)`` for a slice).
     The title reports the fraction of runs within ``rtol`` (relative) of the prediction; diverged
-    or non-finite runs count as misses and are not drawn. Points may be coloured by ``color``, an
-    (n_lr, n_init) array (default: inside/outside the tolerance).
+    or non-finite runs count as misses and are not drawn. ``predicted`` and ``color`` (default:
+    inside/outside the tolerance) are arrays broadcast to the grid's shape, ``result.shape``.
 
     Returns:
         the axes; the scatter is its first collection, with offsets (predicted, measured) in a

@@ -65,7 +65,7 @@ LOAD_CASES = [
     ("trunc.npz", ValueError, "corrupt or unreadable .npz archive: BadZipFile"),
     ("flip.npz", ValueError, "corrupt or unreadable .npz archive: BadZipFile: Bad CRC-32"),
     ("foreign.npz", ValueError, "it has no '__sweepjax_format__' entry"),
-    ("newer.npz", ValueError, "format version 99; this sweepjax reads versions <= 1"),
+    ("newer.npz", ValueError, "format version 99; this sweepjax reads versions <= 2"),
     ("other.npz", ValueError, "is not a sweepjax result: its '__sweepjax_format__' entry is 'somebody.else/1'"),
     ("missing.npz", ValueError, "damaged sweepjax result: KeyError: 'lrs'"),
     ("badmeta.npz", ValueError, "damaged sweepjax result: JSONDecodeError"),
