@@ -115,12 +115,12 @@ class FlatScalars(AbstractProblem):
         return self.inner.minibatch_loss(self.params(coords), idx, weights)
 
 
-def flat_scalars(problem: AbstractProblem, one_init: Params, rule) -> FlatScalars | None:
+def flat_scalars(problem: AbstractProblem, one_init: Params, rule=None) -> FlatScalars | None:
     """The coordinate view of a tiny problem (≤ FLAT_SCALARS_MAX parameters, a gradient under
     TINY_FLOPS), else None; None too for a rule that reads the parameters' structure
     (``rule.needs_structure``). Decided by the problem and the rule, never by the strategy or the chunk."""
     n = ravel_pytree(one_init)[0].size
-    if rule.needs_structure or n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
+    if (rule is not None and rule.needs_structure) or n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
         return None
     leaves, structure = jax.tree.flatten(one_init)
     return FlatScalars(problem, structure, tuple(tuple(np.shape(a)) for a in leaves))
@@ -192,9 +192,7 @@ def default_memory_budget(fraction: float = 0.5) -> int | None:
         return None
 
 
-def run_footprint_bytes(
-    num_params: int, n_records: int, n_fields: int, solver, itemsize: int, opt_state_size: int
-) -> int:
+def run_footprint_bytes(num_params: int, n_records: int, n_fields: int, solver, itemsize: int, opt_state_size: int) -> int:
     """Estimated bytes one run adds to a chunk: its records and finals, its scan carry (params,
     optimizer state, eigenvector), the step's temporaries (gradient, new params) and the
     eigensolver's workspace (a Lanczos basis, a dense Hessian)."""
@@ -279,9 +277,7 @@ def _human(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def check_result_fits(
-    n_fields: int, one_init: Params, trajectory, dtype, n_runs: int, n_chunks: int, budget: int | None
-) -> None:
+def check_result_fits(n_fields: int, one_init: Params, trajectory, dtype, n_runs: int, n_chunks: int, budget: int | None) -> None:
     """Refuse, before anything is compiled, a sweep whose result would not fit ``budget`` bytes (default:
     3/4 of the host's available memory)."""
     sdt = trajectory.sharpness_dtype

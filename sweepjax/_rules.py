@@ -96,10 +96,14 @@ def with_hyperparameters(rule: eqx.Module, values: Mapping[str, Any]) -> eqx.Mod
     if not values:
         return rule
     leaves, treedef = jax.tree_util.tree_flatten_with_path(rule)
-    new = [
-        jnp.asarray(values[n], leaf.dtype) if (n := _leaf_name(path)) in values and eqx.is_array(leaf) and jnp.ndim(leaf) == 0 else leaf
-        for path, leaf in leaves
-    ]
+
+    def replace(path, leaf):
+        name = _leaf_name(path)
+        if name in values and eqx.is_array(leaf) and jnp.ndim(leaf) == 0:
+            return jnp.asarray(values[name], leaf.dtype)
+        return leaf
+
+    new = [replace(path, leaf) for path, leaf in leaves]
     return jax.tree_util.tree_unflatten(treedef, new)
 
 
