@@ -137,14 +137,19 @@ class SweepResult:
 
         Exact (bitwise, dtypes kept), pickle-free, and atomic (a temporary file beside ``path`` is
         moved into place). ``.npz`` is appended to ``path`` unless it already ends in it. Returns
-        the path written. Pytrees come back as described in ``sweepjax.load``.
+        the path written. Pytrees come back as described in ``sweepjax.load``. Named axes are stored
+        too (file format 2; a classic result keeps format 1, readable by older versions).
         """
         from ._export import save
 
         return save(self, path)
 
     def to_xarray(self) -> xarray.Dataset:
-        """An ``xarray.Dataset`` with coords ``lr``, ``init`` (0..n_init-1) and ``step``.
+        """An ``xarray.Dataset`` with coords ``lr``, one per named axis, ``init`` (0..n_init-1) and ``step``.
+
+        Grid arrays have the dims ``("lr", *axes, "init"[, "step"])``; each named axis is a coordinate
+        (``long_name``; its exact name in ``sweepjax_key``; ``seed`` as integers). Below, "``lr, init``"
+        stands for those dims.
 
         Coordinates carry ``long_name`` and ``units`` (``lr``: "step size η", "1"; ``step``: "GD step",
         "steps"). With per-init step sizes (``lrs`` shaped (n_lr, n_init)) ``lr`` is the row index and
