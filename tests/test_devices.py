@@ -30,11 +30,21 @@ def net_sweep(**kwargs):
     return sj.sweep(mlp, np.geomspace(0.1, 5.0, 4), inits, num_steps=40,
                     record=sj.Record(every=10, sharpness=sj.Lanczos(order=4)), batch_size=1, **kwargs)
 
+def linear(model, X):
+    return X @ model["w"]
+
+def sgd_sweep():
+    X = np.linspace(-1.0, 1.0, 60, dtype=np.float32).reshape(20, 3)
+    prob = sj.problems.Supervised({"w": jnp.zeros(3)}, X, np.sin(3 * X[:, 0]), apply=linear)
+    return sj.sweep(prob, [0.05, 0.2], {"w": np.zeros((3, 3), np.float32)}, num_steps=30,
+                    record=sj.Record(every=10, sharpness=None), rule=sj.SGD(batch_size=4), batch_size=2,
+                    axes={"seed": [0, 1, 2], "batch_size": [2, 5]})
+
 def run():
     p = sj.problems.ProductLoss("sqrt")
     product = sj.sweep(p, np.geomspace(0.05, 3.0, 5), p.init(jax.random.key(2), 4), num_steps=50,
                        record=sj.Record(every=10, sharpness=sj.Lanczos(order=2)), batch_size=2, chunk_size=8)
-    return product, net_sweep()
+    return product, net_sweep(), sgd_sweep()
 """
 
 WORKER = SWEEP + """
@@ -45,8 +55,8 @@ if __name__ == "__main__":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=int(pid))
     assert jax.device_count() == 4, jax.devices()
-    product, net = run()
-    assert product.metadata["devices"] == 4 and net.metadata["devices"] == 4
+    product, net, sgd = run()
+    assert product.metadata["devices"] == 4 and net.metadata["devices"] == 4 and sgd.metadata["devices"] == 4
     # the carry of a checkpointed sweep is sharded too, and its segments give the same bits
     checkpointed = net_sweep(out_dir=f"{out}_ckpt{jax.process_index()}", checkpoint_every=20)
     for name in net.records:
@@ -54,6 +64,7 @@ if __name__ == "__main__":
     if jax.process_index() == 0:
         product.save(out + "_product")
         net.save(out + "_net")
+        sgd.save(out + "_sgd")
 """
 
 
@@ -65,9 +76,9 @@ def _single_device():
 
 @pytest.fixture(scope="module")
 def single():
-    product, net = _single_device()
+    product, net, sgd = _single_device()
     assert product.metadata["devices"] == 1
-    return product, net
+    return product, net, sgd
 
 
 
@@ -86,6 +97,7 @@ def test_four_emulated_devices_equal_one(tmp_path, single):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_bitwise_equal(sj.load(tmp_path / "r_product.npz"), single[0])
     assert_bitwise_equal(sj.load(tmp_path / "r_net.npz"), single[1])
+    assert_bitwise_equal(sj.load(tmp_path / "r_sgd.npz"), single[2])  # SGD over seed × batch-size axes
 
 
 def _free_port() -> int:
@@ -113,6 +125,7 @@ def test_two_processes_on_localhost_equal_one_device(tmp_path, single):
         assert p.returncode == 0, err[-3000:]
     assert_bitwise_equal(sj.load(tmp_path / "r_product.npz"), single[0])
     assert_bitwise_equal(sj.load(tmp_path / "r_net.npz"), single[1])
+    assert_bitwise_equal(sj.load(tmp_path / "r_sgd.npz"), single[2])  # SGD over seed × batch-size axes
 
 
 def test_single_device_metadata_and_auto_strategy():
