@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._execution import record_fields
+from ._execution import record_fields, speculates
 from ._record import Record
 from ._rules import RESERVED_AXES, AbstractRule, Optax, hyperparameters, rule_from
 from ._trajectory import Trajectory, cast_floats
@@ -159,7 +159,9 @@ def configure(
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
     of_problem = problem_axes(axes, rule, problem)
     observables = observables + rule_observables(rule, problem, one_init, dtype)
-    trajectory = Trajectory.of(record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype)
+    trajectory = Trajectory.of(
+        record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype, speculates(problem, one_init)
+    )
     return SweepConfig(
         problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,
         observables, args.chunk_size, args.batch_size,

@@ -115,6 +115,13 @@ class FlatScalars(AbstractProblem):
         return self.inner.minibatch_loss(self.params(coords), idx, weights)
 
 
+def speculates(problem: AbstractProblem, one_init: Params) -> bool:
+    """Whether the steps between records run speculatively (``Trajectory.speculate``): for a gradient under
+    TINY_FLOPS on XLA:CPU, where a step costs its number of kernels and the per-step divergence test
+    multiplies them (benchmarks/README.md)."""
+    return jax.default_backend() == "cpu" and gradient_flops(problem, one_init) < TINY_FLOPS
+
+
 def flat_scalars(problem: AbstractProblem, one_init: Params, rule=None) -> FlatScalars | None:
     """The coordinate view of a tiny problem (≤ FLAT_SCALARS_MAX parameters, a gradient under
     TINY_FLOPS), else None; None too for a rule that reads the parameters' structure

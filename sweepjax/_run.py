@@ -12,7 +12,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
-from ._execution import FlatScalars, flat_scalars
+from ._execution import FlatScalars, flat_scalars, speculates
 from ._record import Record
 from ._rules import AbstractRule, hyperparameters, rule_from
 from ._trajectory import Optimizer, Trajectory, cast_floats
@@ -114,6 +114,7 @@ def one_run(
     one = cast_floats(jax.tree.map(jnp.asarray, init_like), dtype)
     rule = rule_from(optimizer, rule).resolve(problem, one, {})
     of_problem = tuple(n for n in hyperparameters(problem) if n not in hyperparameters(rule))
-    trajectory = Trajectory.of(record, rule, of_problem, num_steps, ravel_pytree(one)[0].size, dtype)
+    size = ravel_pytree(one)[0].size
+    trajectory = Trajectory.of(record, rule, of_problem, num_steps, size, dtype, speculates(problem, one))
     coords = flat_scalars(problem, one, rule)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)

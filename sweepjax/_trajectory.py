@@ -24,8 +24,16 @@ from .problems._base import AbstractProblem, Params
 
 #: ``optimizer`` is None (plain GD), an optax direction (scaled by −η), or a factory η ↦ optax transform
 Optimizer = optax.GradientTransformation | Callable[[Float[Array, ""]], optax.GradientTransformation] | None
-#: blocks of at least this many steps between records run speculatively (``Trajectory.segment``)
-SPECULATE_FROM = 4
+
+
+def speculation_block(k: int) -> int | None:
+    """The sub-blocks in which ``k`` steps between records run speculatively (``Trajectory.segment``): the
+    largest divisor of k in [8, 32] (else 16, the remainder run exactly); None (every step exact) for k < 8."""
+    if k < 8:
+        return None
+    return max((m for m in range(8, 33) if k % m == 0), default=16)
+
+
 #: a run's hyperparameters besides η: name -> traced scalar ("seed" for the rule's randomness)
 Hyper = dict[str, Array]
 
@@ -56,6 +64,9 @@ class Trajectory(eqx.Module):
     every: int = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
     sharpness_dtype: Any = eqx.field(static=True, default=None)  # None: the training dtype
+    # run the steps between records speculatively (``hopeful_step``): for tiny problems on XLA:CPU, whose
+    # step costs its kernel count; the bits are the same either way
+    speculate: bool = eqx.field(static=True, default=False)
 
     def run_rule(self, hyper: Hyper) -> AbstractRule:
         """The rule with this run's hyperparameters."""
@@ -84,6 +95,8 @@ class Trajectory(eqx.Module):
         seed = hyper.get("seed", jnp.array(0, jnp.int32))
         problem = self.run_problem(problem, hyper)
         loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
+        if self.speculate:  # the rule's step compiles as in ``hopeful_step``: the same bits on either path
+            loss, new_params, rule_state = jax.lax.optimization_barrier((loss, new_params, rule_state))
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
         bad_here = ~jnp.isfinite(loss) | (loss > threshold)  # θ_t is the first bad iterate
         bad = bad_here | ~finite  # or θ_{t+1} is non-finite: keep the finite θ_t
@@ -107,11 +120,13 @@ class Trajectory(eqx.Module):
         """``step`` for a block of steps in which no run diverges or ends: runs ``live`` at the block's start
         move, the others stay, and a bad θ_t (loss non-finite or above the threshold) sends θ_{t+1} to NaN,
         which every later step keeps; a live run non-finite at the block's end means the block is redone
-        with ``step``. Where nothing is bad its bits are ``step``'s. It is cheaper because the divergence
-        test feeds the parameters' update, its only consumer: XLA:CPU fuses each step into fewer kernels."""
+        with ``step``. Where nothing is bad its bits are ``step``'s (tests/test_execution.py: a run's bits
+        do not depend on whether its batch speculated). It is cheaper because the divergence test feeds
+        the parameters' update, its only consumer: XLA:CPU fuses each step into fewer kernels."""
         seed = hyper.get("seed", jnp.array(0, jnp.int32))
         problem = self.run_problem(problem, hyper)
         loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
+        loss, new_params, rule_state = jax.lax.optimization_barrier((loss, new_params, rule_state))  # as in ``propose``
         ok = loss <= threshold  # False for NaN
         new_params = jax.tree.map(lambda a: jnp.where(ok, a, jnp.nan), new_params)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa: E731
@@ -181,37 +196,55 @@ class Trajectory(eqx.Module):
             lambda lr, h, live, s, t: self.hopeful_step(problem, lr, h, threshold, live, s, t), in_axes=(0, 0, 0, 0, None)
         )
 
-        def exact(state, t0):
-            if k == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
+        def exact(state, t0, n=k):  # n steps from t0
+            if n == 1:  # a length-1 inner scan costs ~2x on XLA:CPU for tiny problems
                 return step(lrs, hyper, budgets, state, t0)
-            return jax.lax.scan(lambda s, t: (step(lrs, hyper, budgets, s, t), None), state, t0 + jnp.arange(k))[0]
+            return jax.lax.scan(lambda s, t: (step(lrs, hyper, budgets, s, t), None), state, t0 + jnp.arange(n))[0]
 
-        def speculate(state, t0):  # the k steps assuming no run diverges: redone exactly if one did
-            live = state.alive
-            new = jax.lax.scan(lambda s, t: (hopeful(lrs, hyper, live, s, t), None), state, t0 + jnp.arange(k))[0]
-            finite = jax.vmap(lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(p)])))
-            return jax.lax.cond(jnp.any(live & ~finite(new.params)), exact, lambda s, _: new, state, t0)
+        finite = jax.vmap(lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(p)])))
+        m = speculation_block(k) if self.speculate else None
 
-        def advance(state, t0):
-            if k < SPECULATE_FROM:
-                return exact(state, t0)
-            # a run whose budget ends inside the block needs the exact step's per-step masks
-            ends = jnp.any(state.alive & (budgets < t0 + k))
-            return jax.lax.cond(ends, exact, speculate, state, t0)
+        def sub_block(carry, s0):
+            """m steps from s0, hopefully or exactly. ``hope`` = (quiet, need): after a sub-block in which
+            a hope failed, hope again only after ``need`` exact sub-blocks in a row in which no run
+            diverged, ``need`` doubling with each failure: a grid where runs keep diverging wastes
+            O(log(T/m)) sub-blocks."""
+            state, (quiet, need) = carry
+
+            def hopeful_block(state):  # assume no run diverges; redo exactly if one did
+                live = state.alive
+                new = jax.lax.scan(lambda s, t: (hopeful(lrs, hyper, live, s, t), None), state, s0 + jnp.arange(m))[0]
+                failed = jnp.any(live & ~finite(new.params))
+                return jax.lax.cond(failed, lambda: (exact(state, s0, m), (jnp.int32(0), 2 * need)), lambda: (new, (quiet, need)))
+
+            def exact_block(state):
+                new = exact(state, s0, m)
+                return new, (jnp.where(jnp.all(new.alive == state.alive), quiet + 1, 0), need)
+
+            # a run whose budget ends inside the sub-block needs the exact step's per-step masks
+            ends = jnp.any(state.alive & (budgets < s0 + m))
+            return jax.lax.cond((quiet >= need) & ~ends, hopeful_block, exact_block, state), None
+
+        def advance(state, t0, hope):
+            if m is None:
+                return exact(state, t0), hope
+            state, hope = jax.lax.scan(sub_block, (state, hope), t0 + m * jnp.arange(k // m))[0]
+            return (state if k % m == 0 else exact(state, t0 + k - k % m, k % m)), hope
 
         def outer(carry, t0):
-            state, _ = carry
+            state, hope, _ = carry
             rec, state = measure(hyper, state)
             # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
-            state = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _: s, state, t0)
+            state, hope = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _, h: (s, h), state, t0, hope)
             if on_record is not None:
                 on_record((t0 - t_start) // k)
             # masked here, not after the scan: no second pass over every record
-            return (state, rec), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
+            return (state, hope, rec), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
 
         t0s = t_start + k * jnp.arange(n_records)
         last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, hyper, state)[0])
-        (state, last), records = jax.lax.scan(outer, (state, last), t0s)
+        hope = (jnp.int32(0), jnp.int32(1))  # the first sub-block runs exactly: many runs diverge early
+        (state, _, last), records = jax.lax.scan(outer, (state, hope, last), t0s)
         return records, last, state
 
     def finish(self, budgets: Int[Array, " b"], last: dict[str, Array], state: RunState) -> tuple[dict[str, Array], RunState]:
@@ -228,7 +261,10 @@ class Trajectory(eqx.Module):
         return last, state
 
     @classmethod
-    def of(cls, record, rule: AbstractRule, problem_axes: tuple[str, ...], num_steps: int, num_params: int, dtype) -> Trajectory:
+    def of(
+        cls, record, rule: AbstractRule, problem_axes: tuple[str, ...], num_steps: int, num_params: int, dtype,
+        speculate: bool = False,
+    ) -> Trajectory:  # fmt: skip
         """The trajectory a ``Record`` asks for, for a problem of ``num_params`` parameters trained in ``dtype``
         by ``rule`` (its hyperparameters cast to ``dtype``); hyperparameters named in ``problem_axes`` set
         the problem's parameters of those names."""
@@ -241,6 +277,7 @@ class Trajectory(eqx.Module):
             every=record.every,
             num_steps=num_steps,
             sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
+            speculate=speculate,
         )
 
     @property
