@@ -214,6 +214,36 @@ class Optax(AbstractRule):
         return loss, apply_update(params, updates, -eta if self.is_direction else None, problem.step_scale()), state
 
 
+def _mix32(x: Array) -> Array:
+    """A 32-bit integer hash (the "lowbias32" finalizer): every input bit affects every output bit."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def shuffled(position: Int[Array, " B"], key, n: int) -> Int[Array, " B"]:
+    """π(position) for a pseudo-random permutation π of {0, …, n−1} drawn from ``key``, evaluated only where
+    asked: a 4-round Feistel network on 2h bits (4^h ≥ n), walked until it lands below n (a bijection of
+    [0, 4^h) restricted to [0, n) is one of [0, n)). A batch costs O(b), not the O(n log n) of sorting n
+    keys, so an epoch's order need not be stored or redrawn each step."""
+    h = max(1, (max(n, 2) - 1).bit_length() + 1) // 2
+    mask = jnp.uint32((1 << h) - 1)
+    round_keys = jax.random.bits(key, (4,), jnp.uint32)
+
+    def feistel(x):
+        left, right = x >> h, x & mask
+        for r in range(4):
+            left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
+        return (left << h) | right
+
+    def walk(x):
+        return jax.lax.while_loop(lambda y: jnp.any(y >= n), lambda y: jnp.where(y >= n, feistel(y), y), feistel(x))
+
+    return walk(position.astype(jnp.uint32)).astype(jnp.int32)
+
+
 class SGD(AbstractRule):
     r"""θ ← θ − η_t s ⊙ ∇f_B(θ): minibatch SGD on a ``Supervised`` problem, f_B the mean loss on a batch B.
 
@@ -241,8 +271,7 @@ class SGD(AbstractRule):
             idx = jax.random.randint(jax.random.fold_in(key, t), (size,), 0, n)
         else:
             per_epoch = jnp.maximum(n // b, 1)
-            perm = jax.random.permutation(jax.random.fold_in(key, t // per_epoch), n)
-            idx = perm[((t % per_epoch) * b + slot) % n]
+            idx = shuffled(((t % per_epoch) * b + slot) % n, jax.random.fold_in(key, t // per_epoch), n)
         return idx, (slot < b).astype(jnp.float32)
 
     def step(self, problem, params, state, lr, t, seed):

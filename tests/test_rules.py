@@ -288,3 +288,14 @@ def test_a_family_parameter_of_the_problem_is_an_axis():
     run = sj.one_run(RegularityFamily(a=1.0, b=1), inits[0], num_steps=30, record=kw["record"])
     out = run(jnp.float32(0.5), inits[1], hyper={"a": 1.5})
     np.testing.assert_array_equal(out.records["loss"], res.records["loss"][1, 2, 1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 64, 65, 1797])
+def test_the_epoch_shuffle_is_a_permutation_that_depends_on_the_key(n):
+    from sweepjax._rules import shuffled
+
+    perms = [np.asarray(shuffled(jnp.arange(n), jax.random.key(s), n)) for s in range(3)]
+    for p in perms:
+        np.testing.assert_array_equal(np.sort(p), np.arange(n))
+    if n > 3:
+        assert not np.array_equal(perms[0], perms[1]) and not np.array_equal(perms[0], np.arange(n))
