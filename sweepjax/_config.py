@@ -160,7 +160,7 @@ def configure(
     of_problem = problem_axes(axes, rule, problem)
     observables = observables + rule_observables(rule, problem, one_init, dtype)
     trajectory = Trajectory.of(
-        record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype, speculates(problem, one_init)
+        record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype, speculates(problem, one_init, rule)
     )
     return SweepConfig(
         problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,

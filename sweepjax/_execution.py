@@ -35,42 +35,57 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
-def gradient_flops(problem: AbstractProblem, one_init: Params) -> float:
-    """XLA's FLOP estimate for one ∇f(θ) (lowered, not compiled); inf if the backend gives none.
+def gradient_flops(problem: AbstractProblem, one_init: Params, rule=None) -> float:
+    """XLA's FLOP estimate for one step (lowered, not compiled): of ∇f(θ) for GD (``rule`` None or a plain
+    ``GD()``, so classic sweeps keep their strategy), else of the rule's step (e.g. SGD's minibatch
+    gradient); inf if the backend gives none.
 
-    It depends only on the problem's structure and shapes, so it is lowered once per (structure,
+    It depends only on the problem's and rule's structure and shapes, so it is lowered once per (structure,
     shapes), not on every sweep call."""
-    leaves, structure = jax.tree.flatten((problem, one_init))
+    from ._rules import GD
+
+    if isinstance(rule, GD) and rule.groups is None:
+        rule = None
+    leaves, structure = jax.tree.flatten((problem, one_init, rule))
     try:
         key = (structure, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
         hash(key)
     except TypeError:  # a static field that cannot be hashed: no caching
-        return _lowered_flops(problem, one_init)
+        return _lowered_flops(problem, one_init, rule)
     if key not in _FLOPS:
         if len(_FLOPS) >= 256:
             _FLOPS.clear()
-        _FLOPS[key] = _lowered_flops(problem, one_init)
+        _FLOPS[key] = _lowered_flops(problem, one_init, rule)
     return _FLOPS[key]
 
 
 _FLOPS: dict = {}  # memo of gradient_flops: (structure, leaf shapes and dtypes) -> FLOPs
 
 
-def _lowered_flops(problem: AbstractProblem, one_init: Params) -> float:
-    cost = jax.jit(jax.value_and_grad(problem.loss)).lower(one_init).cost_analysis()
+def _lowered_flops(problem: AbstractProblem, one_init: Params, rule) -> float:
+    if rule is None:
+        fn = jax.value_and_grad(problem.loss)
+    else:
+
+        def fn(params):
+            lr = jnp.ones((), ravel_pytree(params)[0].dtype)
+            state = rule.init(problem, params, lr)
+            return rule.step(problem, params, state, lr, jnp.array(1, jnp.int32), jnp.array(0, jnp.uint32))
+
+    cost = jax.jit(fn).lower(one_init).cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
         cost = cost[0] if cost else None
     flops = None if not cost else cost.get("flops")
     return float("inf") if flops is None or flops < 0 else float(flops)
 
 
-def choose_batch_size(problem: AbstractProblem, one_init: Params, n_runs: int, backend: str) -> int:
+def choose_batch_size(problem: AbstractProblem, one_init: Params, n_runs: int, backend: str, rule=None) -> int:
     """The vmap width for ``batch_size="auto"``: fixed by the problem and the grid, never by the chunk,
     so chunking never changes a run's bits."""
     grid = _pow2_at_least(n_runs)
     if backend != "cpu":
         return min(grid, WIDE_ACCELERATOR)
-    flops = gradient_flops(problem, one_init)
+    flops = gradient_flops(problem, one_init, rule)
     if flops < TINY_FLOPS:
         return min(grid, WIDE_CPU)
     if flops < MATMUL_FLOPS:
@@ -115,11 +130,11 @@ class FlatScalars(AbstractProblem):
         return self.inner.minibatch_loss(self.params(coords), idx, weights)
 
 
-def speculates(problem: AbstractProblem, one_init: Params) -> bool:
+def speculates(problem: AbstractProblem, one_init: Params, rule=None) -> bool:
     """Whether the steps between records run speculatively (``Trajectory.speculate``): for a gradient under
     TINY_FLOPS on XLA:CPU, where a step costs its number of kernels and the per-step divergence test
     multiplies them (benchmarks/README.md)."""
-    return jax.default_backend() == "cpu" and gradient_flops(problem, one_init) < TINY_FLOPS
+    return jax.default_backend() == "cpu" and gradient_flops(problem, one_init, rule) < TINY_FLOPS
 
 
 def flat_scalars(problem: AbstractProblem, one_init: Params, rule=None) -> FlatScalars | None:

@@ -68,7 +68,7 @@ def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_e
     n_dev = 1 if mesh is None else mesh.size
     auto = batch_size == "auto"
     if auto:
-        batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend())
+        batch_size = choose_batch_size(problem, one_init, -(-n_runs // n_dev), jax.default_backend(), config.rule)
     chunk = n_runs if chunk_size is None else min(chunk_size, n_runs)
     if memory_budget_bytes is None:
         memory_budget_bytes = default_memory_budget()

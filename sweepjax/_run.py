@@ -115,6 +115,6 @@ def one_run(
     rule = rule_from(optimizer, rule).resolve(problem, one, {})
     of_problem = tuple(n for n in hyperparameters(problem) if n not in hyperparameters(rule))
     size = ravel_pytree(one)[0].size
-    trajectory = Trajectory.of(record, rule, of_problem, num_steps, size, dtype, speculates(problem, one))
+    trajectory = Trajectory.of(record, rule, of_problem, num_steps, size, dtype, speculates(problem, one, rule))
     coords = flat_scalars(problem, one, rule)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)
