@@ -40,8 +40,10 @@ class OneRun(eqx.Module):
 
     Build it with ``sj.one_run``; ``run.compiled()`` is the same function compiled with ``jax.jit``, once
     for every (η, θ₀) of the same shapes (the problem's data stay traced arrays). Its results equal the
-    sweep's bit for bit at ``batch_size=1`` and agree to rounding at other vmap widths (XLA emits
-    different code per width); for float64, call it under ``jax.enable_x64(True)``.
+    sweep's at ``batch_size=1``, usually bit for bit (tests/test_run.py); they are a different XLA program,
+    so a recorded value can differ in its last bit where XLA fuses its arithmetic differently (seen for
+    the loss of a 3-parameter quadratic in float64). At other vmap widths they agree to rounding. For
+    float64, call it under ``jax.enable_x64(True)``.
     """
 
     trajectory: Trajectory
