@@ -15,6 +15,7 @@ from ._curvature import (
     sharpness as sharpness,
 )
 from ._export import load as load
+from ._flow import GradientFlow as GradientFlow, WithFlow as WithFlow
 from ._phases import (
     Phase as Phase,
     SparseRecordWarning as SparseRecordWarning,
