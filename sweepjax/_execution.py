@@ -19,6 +19,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 
+from ._rules import AbstractRule, is_plain_gd
 from ._validate import is_int
 from .problems._base import AbstractProblem, Params
 
@@ -38,13 +39,11 @@ def _pow2_at_least(n: int) -> int:
 def gradient_flops(problem: AbstractProblem, one_init: Params, rule=None) -> float:
     """XLA's FLOP estimate for one step (lowered, not compiled): of ∇f(θ) for GD (``rule`` None or a plain
     ``GD()``, so classic sweeps keep their strategy), else of the rule's step (e.g. SGD's minibatch
-    gradient); inf if the backend gives none.
+    gradient, a schedule's arithmetic); inf if the backend gives none.
 
     It depends only on the problem's and rule's structure and shapes, so it is lowered once per (structure,
     shapes), not on every sweep call."""
-    from ._rules import GD
-
-    if isinstance(rule, GD) and rule.groups is None:
+    if is_plain_gd(rule):
         rule = None
     leaves, structure = jax.tree.flatten((problem, one_init, rule))
     try:
@@ -261,9 +260,11 @@ def chunk_for_memory(
     workspace; fixed, the grid's inputs."""
     num_params = ravel_pytree(one_init)[0].size
     itemsize = np.dtype(dtype).itemsize
-    # the update rule's state (e.g. Adam's moments), traced abstractly
-    rule_state = jax.eval_shape(trajectory.rule.init, problem, one_init, jnp.asarray(1.0, dtype))
-    opt = sum(math.prod(x.shape) for x in jax.tree.leaves(rule_state))
+    # the update rule's state (e.g. Adam's moments), traced abstractly (GD has none)
+    opt = 0
+    if type(trajectory.rule).init is not AbstractRule.init:
+        rule_state = jax.eval_shape(trajectory.rule.init, problem, one_init, jnp.asarray(1.0, dtype))
+        opt = sum(math.prod(x.shape) for x in jax.tree.leaves(rule_state))
     per_run = run_footprint_bytes(num_params, trajectory.num_records, n_fields, trajectory.solver, itemsize, opt)
     fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
     return chunk_for_memory_budget(budget, per_run, fixed, n_runs, batch_size)

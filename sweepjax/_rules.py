@@ -164,6 +164,11 @@ class GD(AbstractRule):
         return eqx.tree_at(lambda r: r.multipliers, self, {k: np.asarray(v, np.float64) for k, v in multipliers.items()})
 
 
+def is_plain_gd(rule: AbstractRule) -> bool:
+    """Whether ``rule`` is ``GD()``: a constant step size, no groups (the classic sweep)."""
+    return isinstance(rule, GD) and rule.groups is None and isinstance(rule.schedule, Constant)
+
+
 class Optax(AbstractRule):
     """Any optax transformation with per-run hyperparameters.
 
@@ -248,7 +253,7 @@ class SGD(AbstractRule):
     r"""θ ← θ − η_t s ⊙ ∇f_B(θ): minibatch SGD on a ``Supervised`` problem, f_B the mean loss on a batch B.
 
     Batches come from the run's seed (``axes={"seed": [0, 1, 2]}``; seed 0 without that axis): with
-    ``replace=False`` (default) the samples are shuffled each epoch (by ``fold_in(key(seed), epoch)``)
+    ``replace=False`` (default) the samples are shuffled each epoch (``shuffled``, keyed by ``fold_in(key(seed), epoch)``)
     and cut into ⌊n/b⌋ batches, the remainder dropped; with ``replace=True`` each step draws b indices
     uniformly (by ``fold_in(key(seed), t)``). Runs with the same seed see the same batches, whatever
     their η or init. ``batch_size`` b is a hyperparameter: the batch is a fixed ``max_batch_size``
