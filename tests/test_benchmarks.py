@@ -1,0 +1,57 @@
+"""benchmarks/accelerator.py runs end to end at toy sizes (``--tiny``) and writes a JSON with every case
+measured: finite, positive times and rates, and the ratio of the sweep to the loop of jitted runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ("product", "mlp", "sgd", "fractal")
+POSITIVE = ("sweep_steady_s", "sweep_run_steps_per_s", "loop_per_run_s", "loop_steady_s", "loop_run_steps_per_s", "sweep_vs_loop")
+
+
+def test_accelerator_script_tiny(tmp_path):  # ~20 s on 2 cores: under the 30 s that would make it slow
+    pytest.importorskip("sklearn")
+    out = tmp_path / "acc.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accelerator.py"), "--tiny", "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["mode"] == "tiny" and data["backend"] == "cpu"
+    assert set(data["cases"]) == set(CASES)
+    for name, case in data["cases"].items():
+        assert "error" not in case and "skipped" not in case, (name, case)
+        for key in POSITIVE:
+            assert math.isfinite(case[key]) and case[key] > 0, (name, key, case[key])
+        assert math.isfinite(case["sweep_compile_s"]) and case["sweep_compile_s"] >= 0
+        assert math.isfinite(case["loop_compile_s"]) and case["loop_compile_s"] >= 0
+        assert case["runs"] > 0 and case["steps"] > 0 and 0 < case["loop_runs_timed"] <= case["runs"]
+    fractal = data["cases"]["fractal"]
+    assert math.isfinite(fractal["sweep_vs_public"]) and fractal["sweep_vs_public"] > 0
+    # the markdown table on stdout names every case; progress lines on stderr carry timestamps
+    assert proc.stdout.count("\n| (") == len(CASES)
+    assert "] (iv) fractal" in proc.stderr
+
+
+def test_accelerator_budget_guard_skips_cases(tmp_path):
+    """With no budget left, every case is recorded as skipped (nothing is compiled)."""
+    out = tmp_path / "acc.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accelerator.py"), "--tiny", "--budget-s", "0", "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert set(data["cases"]) == set(CASES)
+    assert all("skipped" in case for case in data["cases"].values())
