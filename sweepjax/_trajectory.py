@@ -38,6 +38,11 @@ def speculation_block(k: int) -> int | None:
 Hyper = dict[str, Array]
 
 
+def all_finite(tree) -> Bool[Array, ""]:
+    """Whether every entry of every leaf is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+
+
 def cast_floats(tree, dtype):
     """Cast every floating-point array leaf of ``tree`` (params, a problem's data) to ``dtype``."""
     cast = lambda a: a.astype(dtype) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating) else a  # noqa: E731
@@ -90,16 +95,19 @@ class Trajectory(eqx.Module):
             diverged_at=jnp.array(0, jnp.int32),
         )
 
+    def rule_step(self, problem: AbstractProblem, lr, hyper: Hyper, state: RunState, t):
+        """(f at θ_t, θ_{t+1}, the rule's new state): this run's rule stepping this run's problem."""
+        seed = hyper.get("seed", jnp.array(0, jnp.int32))
+        out = self.run_rule(hyper).step(self.run_problem(problem, hyper), state.params, state.rule_state, lr, t, seed)
+        if self.speculate:  # the step compiles alike in ``step`` and ``hopeful_step``: the same bits on either path
+            out = jax.lax.optimization_barrier(out)
+        return out
+
     def propose(self, problem: AbstractProblem, lr, hyper: Hyper, threshold, state: RunState, t):
         """The rule's step from θ_t: (θ_{t+1}, its state, bad: θ_t or θ_{t+1} is bad, bad_here: θ_t is)."""
-        seed = hyper.get("seed", jnp.array(0, jnp.int32))
-        problem = self.run_problem(problem, hyper)
-        loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
-        if self.speculate:  # the rule's step compiles as in ``hopeful_step``: the same bits on either path
-            loss, new_params, rule_state = jax.lax.optimization_barrier((loss, new_params, rule_state))
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
+        loss, new_params, rule_state = self.rule_step(problem, lr, hyper, state, t)
         bad_here = ~jnp.isfinite(loss) | (loss > threshold)  # θ_t is the first bad iterate
-        bad = bad_here | ~finite  # or θ_{t+1} is non-finite: keep the finite θ_t
+        bad = bad_here | ~all_finite(new_params)  # or θ_{t+1} is non-finite: keep the finite θ_t
         return new_params, rule_state, bad, bad_here
 
     def step(self, problem: AbstractProblem, lr, hyper: Hyper, threshold, budget, state: RunState, t) -> RunState:
@@ -123,10 +131,7 @@ class Trajectory(eqx.Module):
         with ``step``. Where nothing is bad its bits are ``step``'s (tests/test_execution.py: a run's bits
         do not depend on whether its batch speculated). It is cheaper because the divergence test feeds
         the parameters' update, its only consumer: XLA:CPU fuses each step into fewer kernels."""
-        seed = hyper.get("seed", jnp.array(0, jnp.int32))
-        problem = self.run_problem(problem, hyper)
-        loss, new_params, rule_state = self.run_rule(hyper).step(problem, state.params, state.rule_state, lr, t, seed)
-        loss, new_params, rule_state = jax.lax.optimization_barrier((loss, new_params, rule_state))  # as in ``propose``
+        loss, new_params, rule_state = self.rule_step(problem, lr, hyper, state, t)
         ok = loss <= threshold  # False for NaN
         new_params = jax.tree.map(lambda a: jnp.where(ok, a, jnp.nan), new_params)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa: E731
@@ -201,7 +206,6 @@ class Trajectory(eqx.Module):
                 return step(lrs, hyper, budgets, state, t0)
             return jax.lax.scan(lambda s, t: (step(lrs, hyper, budgets, s, t), None), state, t0 + jnp.arange(n))[0]
 
-        finite = jax.vmap(lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(p)])))
         m = speculation_block(k) if self.speculate else None
 
         def sub_block(carry, s0):
@@ -214,7 +218,7 @@ class Trajectory(eqx.Module):
             def hopeful_block(state):  # assume no run diverges; redo exactly if one did
                 live = state.alive
                 new = jax.lax.scan(lambda s, t: (hopeful(lrs, hyper, live, s, t), None), state, s0 + jnp.arange(m))[0]
-                failed = jnp.any(live & ~finite(new.params))
+                failed = jnp.any(live & ~jax.vmap(all_finite)(new.params))
                 return jax.lax.cond(failed, lambda: (exact(state, s0, m), (jnp.int32(0), 2 * need)), lambda: (new, (quiet, need)))
 
             def exact_block(state):
