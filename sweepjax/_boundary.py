@@ -1,8 +1,9 @@
-"""Boundary search: the critical step size where a criterion flips, for every init at once.
+"""Boundary search: the critical step size (or value of any numeric axis) where a criterion flips, for
+every init at once.
 
-Each round is one ``sweep`` over a per-init (points, n_init) grid of step sizes spaced
-geometrically inside each init's current bracket; the bracket then shrinks to the neighbouring
-pair around the first flip. All rounds share one compiled shape after the first.
+Each round is one ``sweep`` over a per-init (points, n_init) grid of step sizes (or of a named axis's
+values, as a column per init) spaced inside each init's current bracket; the bracket then shrinks to the
+neighbouring pair around the first flip. All rounds share one compiled shape after the first.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from .problems._base import AbstractProblem
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Boundary:
-    """Where a criterion flips along η, per init (all arrays shaped (n_init,)).
+    """Where a criterion flips along η (or the ``along`` axis), per init (all arrays shaped (n_init,)).
 
     Attributes:
-        lr: geometric midpoint √(lo·hi) of the final bracket; NaN where not found.
+        lr: the located value, η* (or, with ``along``, the axis's critical value): the midpoint of the
+            final bracket, geometric √(lo·hi) with ``spacing="log"``, else (lo + hi)/2; NaN where not
+            found. ``value`` is the same array.
         lo, hi: the final bracket, criterion(lo) ≠ criterion(hi); NaN where not found.
-        width: relative width hi/lo − 1; NaN where not found.
+        width: relative width hi/lo − 1 (``"log"``), else hi − lo; NaN where not found.
         found: the criterion flipped on the first round's grid (at the initial hi end or inside).
         value_at_lo: the criterion at the lower end (True/False: which side is which; where not
             found, the value everywhere the search looked).
@@ -49,13 +52,19 @@ class Boundary:
     brackets: np.ndarray
     num_sweeps: int
     criterion: str
+    along: str = "lr"
+
+    @property
+    def value(self) -> np.ndarray:
+        """The located value per init (``lr``, named for the classic search along η)."""
+        return self.lr
 
     def __repr__(self) -> str:
         n = self.found.size
         return (
             f"Boundary(n_init={n}, found={int(self.found.sum())}/{n}, "
             f"max_width={np.nanmax(self.width) if self.found.any() else float('nan'):.3g}, "
-            f"num_sweeps={self.num_sweeps}, criterion={self.criterion})"
+            f"num_sweeps={self.num_sweeps}, criterion={self.criterion}, along={self.along!r})"
         )
 
 
@@ -63,13 +72,26 @@ def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs):
+def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs, along, spacing, lr):
+    if not isinstance(along, str):
+        raise TypeError(f"along must be 'lr' or the name of a numeric axis, got {along!r}")
+    if spacing not in ("log", "linear"):
+        raise ValueError(f"spacing must be 'log' or 'linear', got {spacing!r}")
+    if along == "lr" and spacing != "log":
+        raise ValueError("the search along η spaces its points geometrically: spacing must be 'log'")
+    if along == "lr" and lr is not None:
+        raise ValueError("lr= fixes η for a search along a named axis; along='lr' searches η itself")
+    if along != "lr":
+        if lr is None:
+            raise ValueError(f"a search along {along!r} needs the step size it runs at: lr=...")
+        if horizon is not None:
+            raise ValueError("horizon (budgets ⌈horizon/η⌉) is for the search along η; give num_steps")
     try:
         lo, hi = (float(b) for b in bracket)
     except (TypeError, ValueError):
-        raise ValueError(f"bracket must be a pair (lo, hi) of step sizes, got {bracket!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo > 0 and hi > 0):
-        raise ValueError(f"bracket ends must be positive and finite, got {bracket!r}")
+        raise ValueError(f"bracket must be a pair (lo, hi) of values, got {bracket!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or (spacing == "log" and not (lo > 0 and hi > 0)):
+        raise ValueError(f"bracket ends must be positive and finite (finite with spacing='linear'), got {bracket!r}")
     if lo >= hi:
         raise ValueError(f"bracket must have lo < hi, got {bracket!r}")
     for name, value in (("rounds", rounds), ("points", points)):
@@ -91,9 +113,9 @@ def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs):
     if axes is not None and not (isinstance(axes, dict) and not axes):
         names = sorted(map(str, axes)) if isinstance(axes, dict) else axes
         raise ValueError(
-            f"find_boundary searches along η for each init and does not take named axes "
-            f"(axes: {names!r}); run one search per axis value instead, with that value "
-            "fixed in the rule (e.g. rule=sj.Optax(optax.adam, b1=0.9))"
+            f"find_boundary searches along one axis (along=...) for each init and takes no other named axes "
+            f"(axes: {names!r}); run one search per value of the others, with that value fixed in the rule "
+            "(e.g. rule=sj.Optax(optax.adam, b1=0.9))"
         )
     return lo, hi
 
@@ -110,9 +132,13 @@ def find_boundary(
     points: int = 3,
     tol: float | None = None,
     record: Record | None = None,
+    along: str = "lr",
+    spacing: str = "log",
+    lr: float | None = None,
     **sweep_kwargs,
 ) -> Boundary:
-    r"""Locate, for every init at once, the critical step size η* where ``criterion`` flips.
+    r"""Locate, for every init at once, the critical step size η* where ``criterion`` flips (or, with
+    ``along``, the critical value of any numeric axis: a hyperparameter of the rule or the problem).
 
     Assumes the criterion is monotone in η inside the bracket (e.g. ``"diverges"``: False below
     η*, True above; either direction is fine). Round r sweeps, for each init, ``points`` step
@@ -137,12 +163,20 @@ def find_boundary(
             that of the bracket's lower end, so all rounds share one compiled shape).
         rounds: number of rounds (= sweeps); fewer when ``tol`` is met or nothing is found.
         points: step sizes per init per round.
-        tol: stop once every found init has relative width hi/lo − 1 ≤ tol. Widths below the
+        tol: stop once every found init has width ≤ tol (relative, hi/lo − 1, with ``spacing="log"``;
+            else hi − lo). Widths below the
             sweep dtype's resolution (≈1e-7 in float32) mean nothing: each η is cast to it.
         record: what each sweep records; default ``Record()`` (sharpness "auto") for criteria that
             need the sharpness (``"eos"``, ``"catapults"``), else ``Record(sharpness=None)``.
+        along: ``"lr"`` (default) to search η; or the name of an axis a sweep takes (``"momentum"`` of
+            ``sj.Optax(optax.sgd, momentum=0.0)``, ``"lr_out"`` of a grouped ``sj.GD``, a problem's
+            ``"a"``), searched at the fixed step size ``lr``: each round sweeps a column of its values
+            per init (``axes={along: (points, n_init)}``).
+        spacing: ``"log"`` (geometric points; positive brackets; the default, and the only one for η) or
+            ``"linear"`` (evenly spaced: brackets through 0, such as a momentum in [0, 1)).
+        lr: the step size of a search along a named axis.
         **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ``rule``,
-            ...); not ``axes``: the search runs along η only (a ValueError otherwise).
+            ...); not ``axes``: the search runs along one axis (a ValueError otherwise).
 
     Returns:
         a ``Boundary``.
@@ -154,7 +188,7 @@ def find_boundary(
         b.lr  # ≈ 2/λ_max of the modes each init occupies
         ```
     """
-    lo0, hi0 = _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs)
+    lo0, hi0 = _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs, along, spacing, lr)
     crit = resolve(criterion)
     needs_sharpness = getattr(crit, "needs_sharpness", False)
     if record is None:
@@ -184,30 +218,33 @@ def find_boundary(
         steps = longest if num_steps is None else min(num_steps, longest)
         steps = max(steps, record.every)
 
-    def run(lrs: np.ndarray) -> np.ndarray:
+    def run(values: np.ndarray) -> np.ndarray:  # (m, n_init) values along the axis -> (m, n_init) criterion
         kwargs = dict(sweep_kwargs)
-        if horizon is not None:
-            kwargs["max_steps"] = np.minimum(np.ceil(horizon / lrs - 1e-9), steps).astype(np.int64)
+        if along == "lr":
+            lrs, shape, dims = values, values.shape, "(n_lr, n_init)"
+            if horizon is not None:
+                kwargs["max_steps"] = np.minimum(np.ceil(horizon / values - 1e-9), steps).astype(np.int64)
+        else:
+            lrs, shape, dims = [lr], (1, *values.shape), f"(n_lr, n_{along}, n_init)"
+            kwargs["axes"] = {along: values}
         res = sweep(problem, lrs, inits, num_steps=steps, record=record, **kwargs)
         out = np.asarray(crit(res))
         got = f"shape {out.shape}, dtype {out.dtype}"
         if out.dtype != np.bool_:
             raise TypeError(
-                f"criterion {describe(crit)} must return an (n_lr, n_init) = {lrs.shape} bool array, got {got}; "
+                f"criterion {describe(crit)} must return an {dims} = {shape} bool array, got {got}; "
                 "compare values with a level, e.g. criteria.above('final_loss', 1.0)"
             )
-        if out.shape != lrs.shape:
-            raise ValueError(
-                f"criterion {describe(crit)} returned {got}, expected a bool array of shape (n_lr, n_init) = {lrs.shape}"
-            )
-        return out
+        if out.shape != shape:
+            raise ValueError(f"criterion {describe(crit)} returned {got}, expected a bool array of shape {dims} = {shape}")
+        return out.reshape(values.shape)
 
     lo = np.full(n_init, lo0)
     hi = np.full(n_init, hi0)
     frac = np.arange(1, points + 1)[:, None] / (points + 1)  # (points, 1)
 
-    def interior(lo, hi):
-        return lo[None] * (hi / lo)[None] ** frac  # (points, n_init)
+    def interior(lo, hi):  # (points, n_init)
+        return lo[None] * (hi / lo)[None] ** frac if spacing == "log" else lo[None] + (hi - lo)[None] * frac
 
     # round 1: the ends and the interior grid in one sweep
     grid = np.concatenate([lo[None], interior(lo, hi), hi[None]], axis=0)
@@ -223,7 +260,8 @@ def find_boundary(
     sweeps = 1
 
     while sweeps < rounds and found.any():
-        if tol is not None and np.all(hi[found] / lo[found] - 1.0 <= tol):
+        width = hi[found] / lo[found] - 1.0 if spacing == "log" else hi[found] - lo[found]
+        if tol is not None and np.all(width <= tol):
             break
         inner = interior(lo, hi)
         values = run(inner)
@@ -235,16 +273,18 @@ def find_boundary(
 
     nan = np.full(n_init, np.nan)
     lo_out, hi_out = np.where(found, lo, nan), np.where(found, hi, nan)
+    log = spacing == "log"
     return Boundary(
-        lr=np.sqrt(lo_out * hi_out),
+        lr=np.sqrt(lo_out * hi_out) if log else (lo_out + hi_out) / 2,
         lo=lo_out,
         hi=hi_out,
-        width=hi_out / lo_out - 1.0,
+        width=hi_out / lo_out - 1.0 if log else hi_out - lo_out,
         found=found,
         value_at_lo=value_lo,
         brackets=np.stack(history),
         num_sweeps=sweeps,
         criterion=repr(crit),
+        along=along,
     )
 
 

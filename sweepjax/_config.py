@@ -42,7 +42,7 @@ class SweepConfig:
     def shape(self) -> tuple[int, ...]:
         """The grid: (n_lr, *axis sizes, n_init)."""
         n_lr, n_init = self.budgets.shape
-        return (n_lr, *(v.size for v in self.axes.values()), n_init)
+        return (n_lr, *(v.shape[0] for v in self.axes.values()), n_init)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -93,8 +93,9 @@ class SweepConfig:
         }
 
 
-def check_axes(axes) -> dict[str, np.ndarray]:
-    """``axes``: name -> non-empty 1-D real values (whole numbers in [0, 2³²) for ``"seed"``)."""
+def check_axes(axes, n_init: int) -> dict[str, np.ndarray]:
+    """``axes``: name -> non-empty real values, (n,) shared by the inits or (n, n_init) with a column per
+    init (as the boundary search uses); whole numbers in [0, 2³²), 1-D, for ``"seed"``."""
     if axes is None:
         return {}
     if not isinstance(axes, dict):
@@ -107,8 +108,12 @@ def check_axes(axes) -> dict[str, np.ndarray]:
             v = np.asarray(values)
         except (TypeError, ValueError) as e:
             raise ValueError(f"axes[{name!r}] must be a 1-D array of numbers") from e
-        if v.ndim != 1 or v.size == 0 or v.dtype == bool or not np.issubdtype(v.dtype, np.number):
-            raise ValueError(f"axes[{name!r}] must be a non-empty 1-D array of numbers, got shape {v.shape} {v.dtype}")
+        per_init = v.ndim == 2 and v.shape[1] == n_init and name != "seed"
+        if not (v.ndim == 1 or per_init) or v.size == 0 or v.dtype == bool or not np.issubdtype(v.dtype, np.number):
+            raise ValueError(
+                f"axes[{name!r}] must be a non-empty 1-D array of numbers (or, but for 'seed', (n, n_init) = "
+                f"(n, {n_init}): a column per init), got shape {v.shape} {v.dtype}"
+            )
         if not np.all(np.isfinite(v)):
             raise ValueError(f"axes[{name!r}] must be finite")
         if name == "seed":
@@ -147,7 +152,7 @@ def configure(
         progress,
     )  # fmt: skip
     rule = rule_from(optimizer, rule)
-    axes = check_axes(axes)
+    axes = check_axes(axes, jax.tree.leaves(args.inits)[0].shape[0])
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
         raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")

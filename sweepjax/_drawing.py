@@ -191,20 +191,17 @@ def _dim_spec(result: SweepResult, spec, default: str, arg: str) -> tuple[str, n
 
 
 def _coordinate(result: SweepResult, pl: Plane, dim: str, labels, where: str) -> np.ndarray:
-    """The coordinate of a drawn dim: (n,), or (n_lr, n_init) for per-init step sizes drawn against init."""
+    """The coordinate of a drawn dim: (n,), or (n, n_init) for per-init columns (of η or a named axis)
+    drawn against init."""
     if dim == "init":
         return labels
-    if dim != "lr":
-        return result.axes[dim].astype(float)
-    lrs = _np.asarray(result.lrs, dtype=float)
-    if lrs.ndim == 1:
-        return lrs
-    if "init" in (pl.x, pl.y):
-        return lrs
-    if "init" in pl.index:
-        return lrs[:, pl.index["init"]]
-    raise ValueError(f"{where}: with per-init step-size columns, η of a cell reduced over inits is undefined: "
-                     "select one init (sel={'init': j}) or draw init")  # fmt: skip
+    coord = _np.asarray(result.lrs if dim == "lr" else result.axes[dim], dtype=float)
+    if coord.ndim == 1 or "init" in (pl.x, pl.y):
+        return coord
+    if "init" in pl.index:  # a column per init (lrs, or a named axis): the selected init's
+        return coord[:, pl.index["init"]]
+    raise ValueError(f"{where}: with a column of {dim} values per init, the value of a cell reduced over inits "
+                     "is undefined: select one init (sel={'init': j}) or draw init")  # fmt: skip
 
 
 def _auto_log(result: SweepResult, dim: str, coord: np.ndarray) -> bool:

@@ -240,8 +240,17 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
     }
     for k, dim in axis_dims.items():  # (the exact name in sweepjax_key, should the dim's be made netCDF-safe)
         attrs = _SEED_ATTRS if k == "seed" else {"long_name": f"hyperparameter {k}"}
-        coords[dim] = xr.Variable(dim, _as_array(result.axes[k], f"axes[{k!r}]"), attrs={
-            **attrs, "sweepjax_role": "axis", "sweepjax_key": k})  # fmt: skip
+        values = _as_array(result.axes[k], f"axes[{k!r}]")
+        if values.ndim == 1:
+            coords[dim] = xr.Variable(dim, values, attrs={**attrs, "sweepjax_role": "axis", "sweepjax_key": k})
+        else:  # a column per init, as per-init step sizes: the dim is a row index, the values a 2-D coordinate
+            coords[dim] = xr.Variable(
+                dim,
+                np.arange(values.shape[0]),
+                attrs={"long_name": f"row of {k} (values: {dim}_value)", "sweepjax_role": "axis_row", "sweepjax_key": k},
+            )
+            coords[names(f"{dim}_value")] = xr.Variable((dim, "init"), values, attrs={
+                **attrs, "sweepjax_role": "axis", "sweepjax_key": k})  # fmt: skip
     if lrs.ndim == 2:
         lr_attrs = {"sweepjax_role": "lrs", "sweepjax_key": "lrs", **_LR_ATTRS}
         coords[names("lr_value")] = xr.Variable(("lr", "init"), lrs, attrs=lr_attrs)
@@ -276,7 +285,8 @@ def _from_dataset(ds: xarray.Dataset, where: str) -> SweepResult:
     if missing:
         raise ValueError(f"{where} is not a complete sweepjax result: missing {missing}")
     try:
-        axes = {ds[d].attrs.get("sweepjax_key", d): np.array(ds.variables[d].values) for d in grid[1:-1]}
+        keys = [ds[d].attrs.get("sweepjax_key", d) for d in grid[1:-1]]
+        axes = {k: parts["axis"][k] for k in keys}
         trees = json.loads(ds.attrs["sweepjax_pytrees"])
         metadata = json.loads(ds.attrs["metadata"])
         inits = _unflatten(trees["inits"], parts.get("inits", {}))

@@ -55,8 +55,8 @@ class SweepResult:
             is finite, else at θ_{t−1}.
         num_steps: (n_lr, n_init) int, each run's step budget.
         metadata: JSON-able dict: problem, settings, versions.
-        axes: name -> (n,) values of each named axis between ``lr`` and ``init`` (empty for a
-            classic step size × init sweep).
+        axes: name -> (n,) values of each named axis between ``lr`` and ``init``, or (n, n_init) for
+            a column per init (empty for a classic step size × init sweep).
     """
 
     lrs: np.ndarray
@@ -86,8 +86,8 @@ class SweepResult:
         for name, i in indices.items():
             if name not in self.axes:
                 raise ValueError(f"isel: {name!r} is not a named axis of this result; axes: {list(self.axes)}")
-            if not isinstance(i, (int, np.integer)) or not -self.axes[name].size <= i < self.axes[name].size:
-                raise ValueError(f"isel: {name}={i!r} must be an int index below {self.axes[name].size}")
+            if not isinstance(i, (int, np.integer)) or not -self.axes[name].shape[0] <= i < self.axes[name].shape[0]:
+                raise ValueError(f"isel: {name}={i!r} must be an int index below {self.axes[name].shape[0]}")
         where = tuple(indices.get(d, slice(None)) for d in self.dims)
 
         def take(a):
@@ -103,7 +103,7 @@ class SweepResult:
             num_steps=take(self.num_steps),
             axes={k: v for k, v in self.axes.items() if k not in indices},
             metadata={**self.metadata, "selected": {**self.metadata.get("selected", {}), **{
-                k: self.axes[k][i].item() for k, i in indices.items()}}},
+                k: self.axes[k][i].tolist() for k, i in indices.items()}}},
         )  # fmt: skip
 
     def sel(self, **values: float) -> SweepResult:
@@ -112,6 +112,8 @@ class SweepResult:
         for name, v in values.items():
             if name not in self.axes:
                 raise ValueError(f"sel: {name!r} is not a named axis of this result; axes: {list(self.axes)}")
+            if self.axes[name].ndim != 1:
+                raise ValueError(f"sel: axis {name!r} has a column of values per init; pick a row with isel({name}=i)")
             indices[name] = int(np.argmin(np.abs(self.axes[name].astype(float) - float(v))))
         return self.isel(**indices)
 

@@ -59,9 +59,9 @@ def dim_index(result: SweepResult, dim: str, value) -> int:
     columns: the row index), ``init`` by index."""
     size = result.shape[result.dims.index(dim)]
     lrs = np.asarray(result.lrs)
-    if dim == "init" or (dim == "lr" and lrs.ndim == 2):
+    if dim == "init" or (dim == "lr" and lrs.ndim == 2) or (dim in result.axes and result.axes[dim].ndim == 2):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not -size <= value < size:
-            what = "the row index of the per-init step-size columns" if dim == "lr" else "an init index"
+            what = "an init index" if dim == "init" else f"the row index of the per-init {dim} columns"
             raise ValueError(f"sel[{dim!r}] must be {what}, an int below {size}, got {value!r}")
         return int(value) % size
     coord = lrs if dim == "lr" else result.axes[dim]
@@ -93,9 +93,9 @@ def plane(result: SweepResult, x: str, y: str, sel: Mapping | None, reduce, wher
     if left and fn is None:
         sizes = ", ".join(f"{d!r} ({shape[dims.index(d)]})" for d in left)
         named = [d for d in left if d in result.axes]
-        hint = f"result.sel({', '.join(f'{d}={result.axes[d][0].item()!r}' for d in named)}), or " if named else ""
+        hint = f"result.sel({', '.join(f'{d}={result.axes[d].ravel()[0].item()!r}' for d in named)}), or " if named else ""
         first = {"lr": np.asarray(result.lrs).flat[0].item() if np.ndim(result.lrs) == 1 else 0, "init": 0}
-        example = {d: result.axes[d][0].item() if d in result.axes else first[d] for d in left}
+        example = {d: result.axes[d].ravel()[0].item() if d in result.axes else first[d] for d in left}
         raise ValueError(
             f"{where}: x={x!r} and y={y!r} are drawn, but the dims {sizes} have several values: pick one of each "
             f"({hint}sel={example}) or reduce them (reduce='mean', 'median', 'min', 'max' or a callable)"

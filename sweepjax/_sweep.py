@@ -82,7 +82,8 @@ def _run_chunk(
         def run_batch(xs):
             k, i, a, j, st = xs
             lr, budget = lrs[i, j], budgets[i, j]
-            hyper = {name: values[ai] for name, values, ai in zip(axis_names, axes, a)}
+            # an axis holds (n,) values, or (n, n_init): a column per init
+            hyper = {name: values[ai] if values.ndim == 1 else values[ai, j] for name, values, ai in zip(axis_names, axes, a)}
             if st is None:
                 st = trajectory.start(problem, lr, hyper, jax.tree.map(lambda a: a[j], inits))
             on_record = None
@@ -168,7 +169,8 @@ def sweep(
             ``{"lr_in": ..., "lr_out": ...}``), a scalar parameter of the problem (a family's ``a``,
             the mean model's ``d``; values are not range-checked), or ``"seed"`` (whole numbers; the
             rule's randomness, e.g. SGD's batches; 0 without this axis). All are traced: new values
-            do not recompile. Every result array then has the dims ``("lr", *axes, "init")``;
+            do not recompile. Values are (n,), or (n, n_init) for a column per init (as ``lrs`` can
+            be; ``find_boundary(along=name)`` uses it). Every result array then has the dims ``("lr", *axes, "init")``;
             ``res.sel(name=value)`` picks one slice.
         chunk_size: runs per compiled chunk (default: the whole grid). The last chunk is padded
             to the same shape, so there is one compile.
@@ -259,7 +261,7 @@ def _sweep(
     state_def = None
     if store is not None and len(starts) > 1:  # the carry's structure, to load a saved one
         one = jax.tree.map(lambda a: a[:1], run_inits)
-        hyper = {k: v[:1] for k, v in zip(cfg.axes, axes_dev)}
+        hyper = {k: v.reshape(-1)[:1] for k, v in zip(cfg.axes, axes_dev)}
         state_def = jax.tree.structure(jax.eval_shape(trajectory.start, run_problem, lrs_dev[0, :1], hyper, one))
     report = Progress(progress, plan.n_chunks * len(starts), n_runs * num_steps)
     try:

@@ -296,7 +296,7 @@ def test_per_init_step_sizes_with_a_named_axis():
     coords = _mesh(ax).get_coordinates()
     np.testing.assert_allclose(coords[0, :, 0], _drawing._cell_edges(cols[:, 1], log=True))  # init 1's step sizes
     np.testing.assert_array_equal(_mesh(ax).get_array(), _expected(res.final["loss"][:, :, 1], cols[:, 1], LR_IN))
-    with pytest.raises(ValueError, match="per-init"):
+    with pytest.raises(ValueError, match="per init"):
         plot.phase_diagram(res, "final_loss", x="lr", y="lr_in", reduce="mean")
     with pytest.raises(ValueError, match="per-init"):
         plot.phase_diagram(res, "final_loss", x="init", y="lr", sel={"lr_in": 1.0})
@@ -348,5 +348,27 @@ def test_classify_on_a_3d_grid_with_per_init_step_sizes():
 
 def test_find_boundary_refuses_named_axes():
     p = sj.problems.ProductLoss("sqrt")
-    with pytest.raises(ValueError, match=r"named axes.*\['b1'\]"):
+    with pytest.raises(ValueError, match=r"no other named axes.*\['b1'\]"):
         sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.1, 1.0), "diverges", num_steps=4, axes={"b1": [0.9]})
+
+
+@pytest.mark.parametrize("fmt", ["npz", "nc"])
+def test_an_axis_with_a_column_per_init_round_trips(tmp_path, fmt):
+    import optax
+
+    p = sj.problems.ProductLoss("sqrt")
+    inits = np.array([[1.0, 2.0], [0.5, 1.5], [2.0, 0.5]], np.float32)
+    cols = np.array([[0.0, 0.1, 0.2], [0.5, 0.6, 0.7]])
+    res = sj.sweep(p, [0.05], inits, num_steps=20, record=sj.Record(every=10, sharpness=None),
+                   rule=sj.Optax(optax.sgd, momentum=0.0), axes={"momentum": cols})  # fmt: skip
+    path = res.save(tmp_path / "r") if fmt == "npz" else res.to_netcdf(tmp_path / "r")
+    back = sj.load(path)
+    np.testing.assert_array_equal(back.axes["momentum"], cols)
+    assert back.dims == res.dims
+    np.testing.assert_array_equal(back.records["loss"], res.records["loss"])
+    if fmt == "nc":
+        import xarray as xr
+
+        ds = xr.open_dataset(path, engine="h5netcdf")
+        assert ds["momentum_value"].dims == ("momentum", "init")
+        ds.close()

@@ -5,6 +5,7 @@ from unittest import mock
 
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import sweepjax as sj
@@ -263,3 +264,54 @@ def test_horizon_budgets_are_ceil_horizon_over_lr_capped_by_num_steps():
     assert seen[0][1] == [50, 10, 2] and seen[1][1] == [5]  # ⌈10/η⌉ at η = 0.2, 1, 5 and then √5
     np.testing.assert_allclose(seen[1][2], [math.sqrt(5.0)])
     assert seen[2][1] == [20, 10, 2]  # num_steps caps the budgets
+
+
+# ------------------------------------------------------------------------- along a named axis (issue 12)
+
+_DIAG = np.array([1.0, 4.0])
+
+
+def _two_modes(theta):
+    """½(θ₁² + 4θ₂²): the modes λ = 1 and 4."""
+    return 0.5 * jnp.sum(jnp.asarray(_DIAG, theta.dtype) * theta**2)
+
+
+def test_the_heavy_ball_edge_along_the_momentum_axis():
+    """Heavy-ball GD (optax.sgd's trace) on a mode λ is stable iff ηλ < 2 + 2β: at η = 0.7 the λ = 4 mode
+    diverges for β < ηλ/2 − 1 = 0.4; an init with no weight on it never diverges (not found)."""
+    quad = sj.problems.Objective(_two_modes, params_like=jnp.zeros(2))
+    inits = np.array([[1.0, 1.0], [0.5, -0.2], [1.0, 0.0]])
+    b = sj.find_boundary(quad, inits, (0.0, 0.95), "diverges", along="momentum", spacing="linear", lr=0.7,
+                         num_steps=3000, rounds=8, rule=sj.Optax(optax.sgd, momentum=0.0))  # fmt: skip
+    assert b.along == "momentum" and list(b.found) == [True, True, False]
+    np.testing.assert_allclose(b.value[:2], 0.4, atol=0.005)
+    assert np.all(b.value_at_lo[:2])  # diverging at β = 0, stable above the edge
+    assert np.all(b.hi[:2] - b.lo[:2] < 1e-3) and np.all(b.width[:2] == b.hi[:2] - b.lo[:2])
+
+
+def test_a_per_layer_step_multiplier_edge_is_2_over_eta_lambda():
+    def loss(p):
+        return 0.5 * (3.0 * p["a"] ** 2 + p["b"] ** 2)
+
+    prob = sj.problems.Objective(loss, params_like={"a": jnp.zeros(()), "b": jnp.zeros(())})
+    inits = {"a": np.array([1.0, 0.5]), "b": np.array([1.0, 2.0])}
+    rule = sj.GD(groups={"a": "m_a", "b": "m_b"})
+    b = sj.find_boundary(prob, inits, (0.1, 10.0), "diverges", along="m_a", lr=0.2, num_steps=2000, rounds=6, rule=rule)
+    np.testing.assert_allclose(b.value, 2 / (0.2 * 3.0), rtol=0.02)  # η m_a λ_a = 2
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(along="momentum"), "needs the step size"),
+        (dict(along="momentum", lr=0.1, horizon=10.0), "horizon"),
+        (dict(spacing="linear"), "spacing must be 'log'"),
+        (dict(lr=0.1), "lr= fixes"),
+        (dict(along="momentum", lr=0.1, spacing="cubic"), "spacing must be"),
+    ],
+)
+def test_a_search_along_an_axis_checks_its_arguments(kwargs, match):
+    quad = sj.problems.Objective(_two_modes, params_like=jnp.zeros(2))
+    kwargs = {"num_steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sj.find_boundary(quad, np.ones((1, 2)), (0.1, 0.9), "diverges", rule=sj.Optax(optax.sgd, momentum=0.0), **kwargs)

@@ -299,3 +299,20 @@ def test_the_epoch_shuffle_is_a_permutation_that_depends_on_the_key(n):
         np.testing.assert_array_equal(np.sort(p), np.arange(n))
     if n > 3:
         assert not np.array_equal(perms[0], perms[1]) and not np.array_equal(perms[0], np.arange(n))
+
+
+def test_an_axis_with_a_column_per_init_runs_each_init_at_its_own_values():
+    cols = np.array([[0.0, 0.5], [0.9, 0.2]])  # (n_momentum, n_init)
+    kw = dict(num_steps=30, record=sj.Record(every=10, sharpness=None), batch_size=1)
+    res = sj.sweep(QUAD, [0.1, 0.3], QUAD_INITS, rule=sj.Optax(optax.sgd, momentum=0.0), axes={"momentum": cols}, **kw)
+    assert res.dims == ("lr", "momentum", "init") and res.axes["momentum"].shape == (2, 2)
+    for a in range(2):
+        for j in range(2):
+            alone = sj.sweep(QUAD, [0.1, 0.3], QUAD_INITS[j : j + 1], rule=sj.Optax(optax.sgd, momentum=cols[a, j]), **kw)
+            np.testing.assert_array_equal(res.records["loss"][:, a, j], alone.records["loss"][:, 0])
+    with pytest.raises(ValueError, match="pick a row with isel"):
+        res.sel(momentum=0.5)
+    np.testing.assert_array_equal(res.isel(momentum=1).records["loss"], res.records["loss"][:, 1])
+    with pytest.raises(ValueError, match=r"\(n, n_init\)"):
+        sj.sweep(QUAD, [0.1], QUAD_INITS, num_steps=10, rule=sj.Optax(optax.sgd, momentum=0.0),
+                 axes={"momentum": np.zeros((2, 3))})  # fmt: skip
