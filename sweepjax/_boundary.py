@@ -202,7 +202,7 @@ def find_boundary(
         raise ValueError("inits must be a pytree of arrays with a leading axis n_init")
     n_init = int(np.shape(leaves[0])[0])
     reads = getattr(crit, "reads", ())
-    recorded = recorded_names(problem, inits, record) if reads else None
+    recorded = recorded_names(problem, inits, record, sweep_kwargs.get("rule")) if reads else None
     missing = [n for n in reads if recorded is not None and not readable(n, recorded)]
     if missing:
         hint = " (record has observables=False)" if not record.observables else ""

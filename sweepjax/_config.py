@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._execution import record_fields, speculates
+from ._execution import speculates
 from ._record import Record
 from ._rules import RESERVED_AXES, AbstractRule, Optax, hyperparameters, is_plain_gd, rule_from
 from ._trajectory import Trajectory, cast_floats
@@ -34,7 +34,7 @@ class SweepConfig:
     dtype: np.dtype
     threshold: float  #: the divergence threshold
     trajectory: Trajectory
-    observables: tuple[str, ...]  #: the problem's observable names
+    record_shapes: dict[str, tuple[int, ...]]  #: name -> shape of one recorded value (``Record.layout``)
     chunk_size: int | None
     batch_size: int | str | None  #: an int, None or "auto" (resolved by the plan)
 
@@ -59,8 +59,8 @@ class SweepConfig:
 
     @property
     def n_fields(self) -> int:
-        """Scalars recorded per record: loss, observables, sharpness (+ residual)."""
-        return record_fields(len(self.observables), self.trajectory)
+        """Numbers recorded per record: loss, observables, sharpness (+ residual)."""
+        return sum(math.prod(shape) for shape in self.record_shapes.values())
 
     def metadata(self, chunk: int, batch_size: int | None) -> dict[str, Any]:
         """The JSON-able description stored with the result."""
@@ -163,23 +163,22 @@ def configure(
         check_optimizer(rule.transform if rule.is_direction else rule.tx, one_init, args.lrs)
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
     of_problem = problem_axes(axes, rule, problem)
-    observables = observables + rule_observables(rule, problem, one_init, dtype)
-    trajectory = Trajectory.of(
-        record, rule, of_problem, args.num_steps, ravel_pytree(one_init)[0].size, dtype, speculates(problem, one_init, rule)
-    )
+    num_params = ravel_pytree(one_init)[0].size
+    record_shapes = record.layout(observables, rule_observables(rule, problem, one_init, dtype), num_params)
+    trajectory = Trajectory.of(record, rule, of_problem, args.num_steps, num_params, dtype, speculates(problem, one_init, rule))
     return SweepConfig(
         problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,
-        observables, args.chunk_size, args.batch_size,
+        record_shapes, args.chunk_size, args.batch_size,
     )  # fmt: skip
 
 
-def rule_observables(rule: AbstractRule, problem, one_init, dtype) -> tuple[str, ...]:
-    """The names the rule records beside the problem's observables, traced abstractly."""
+def rule_observables(rule: AbstractRule, problem, one_init, dtype) -> dict[str, tuple[int, ...]]:
+    """The shapes of what the rule records beside the problem's observables, traced abstractly."""
     if type(rule).observables is AbstractRule.observables:  # none (no trace: the host overhead of small sweeps)
-        return ()
+        return {}
     lr = jnp.asarray(1.0, dtype)
 
     def observe(params):
         return rule.observables(problem, params, rule.init(problem, params, lr))
 
-    return tuple(jax.eval_shape(observe, one_init))
+    return {name: tuple(v.shape) for name, v in jax.eval_shape(observe, one_init).items()}

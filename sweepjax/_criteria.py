@@ -166,23 +166,24 @@ def _phase_reads(thresholds: dict) -> tuple[str, ...]:
     return ("loss", curvature) if isinstance(curvature, str) else ("loss",)
 
 
-def recorded_names(problem: AbstractProblem, inits, record: Record) -> set[str] | None:
-    """The record names a sweep of ``problem`` from ``inits`` with ``record`` will produce (None: unknown).
+def recorded_names(problem: AbstractProblem, inits, record: Record, rule=None) -> set[str] | None:
+    """The record names a sweep of ``problem`` from ``inits`` with ``record`` (and ``rule``) will produce
+    (None: unknown), as ``Record.layout`` gives them.
 
     Traced abstractly (``jax.eval_shape`` of the observables on one init), so nothing is compiled.
     """
+    from ._config import rule_observables
+    from ._rules import rule_from
+
     one = jax.tree.map(lambda a: jnp.asarray(a[0]), inits)
     try:
         observables = jax.eval_shape(problem.observables, one) if record.observables else {}
-        names = {"loss", *observables}
-    except Exception:  # a broken problem: the sweep reports it, with its own clear error
+        rule = rule_from(None, rule)
+        dtype = jax.tree.leaves(one)[0].dtype
+        of_rule = rule_observables(rule, problem, one, dtype) if record.observables else {}
+    except Exception:  # a broken problem or rule: the sweep reports it, with its own clear error
         return None
-    solver = record.solver(sum(int(np.size(x)) for x in jax.tree.leaves(one)))
-    if solver is not None:
-        names.add("sharpness")
-        if not solver.exact:  # an exact solve records no residual
-            names.add("sharpness_residual")
-    return names
+    return set(record.layout(dict(observables), of_rule, sum(int(np.size(x)) for x in jax.tree.leaves(one))))
 
 
 def readable(name: str, recorded: set[str]) -> bool:

@@ -245,12 +245,6 @@ def chunk_for_memory_budget(budget, per_run: int, fixed: int, n_runs: int, batch
     return min(fits, -(-n_runs // unit) * unit)
 
 
-def record_fields(n_observables: int, trajectory) -> int:
-    """How many scalars a run records per record: the loss, its observables, sharpness (+ residual)."""
-    n = 1 + n_observables * trajectory.observables
-    return n + (0 if trajectory.solver is None else 1 + (not trajectory.solver.exact))
-
-
 def chunk_for_memory(
     budget: int, n_fields: int, problem: AbstractProblem, one_init: Params, trajectory, dtype, n_runs: int,
     n_init: int, batch_size: int | None,

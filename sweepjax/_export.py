@@ -216,10 +216,14 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         attrs = {"sweepjax_role": role, **({} if key is None else {"sweepjax_key": key}), **attrs}
         data_vars[names(name)] = xr.Variable(dims, _as_array(values, name), attrs=attrs)
 
+    value_dims = {}  # a record of arrays (e.g. the parameters as an observable): a dim per axis of one value
     for k, v in result.records.items():
-        add(k, (*grid, "step"), v, "record", k)
+        extra = np.ndim(v) - len(grid) - 1
+        value_dims[k] = tuple(names(f"{_safe(k) or 'record'}_dim{i}") for i in range(extra))
+    for k, v in result.records.items():
+        add(k, (*grid, "step", *value_dims[k]), v, "record", k)
     for k, v in result.final.items():
-        add(f"final_{k}", grid, v, "final", k)
+        add(f"final_{k}", (*grid, *value_dims.get(k, ())), v, "final", k)
     add("status", grid, result.status, "status", flag_values=np.array([int(s) for s in Status], np.int8),
         flag_meanings=" ".join(s.name.lower() for s in Status))  # fmt: skip
     add("diverged_step", grid, result.diverged_step, "diverged_step")

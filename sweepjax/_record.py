@@ -63,6 +63,23 @@ class Record(eqx.Module):
         if not isinstance(self.observables, bool):
             raise TypeError(f"Record(observables=...) must be a bool, got {self.observables!r}")
 
+    def layout(
+        self, observables: dict[str, tuple[int, ...]], rule_observables: dict[str, tuple[int, ...]], num_params: int
+    ) -> dict[str, tuple[int, ...]]:
+        """The records a run makes, name -> shape of one value, in the order ``Trajectory.measure`` makes them:
+        ``loss``; with ``observables``, the problem's then the update rule's (shapes as they return them);
+        ``sharpness`` and, for an iterative solver, ``sharpness_residual``."""
+        out = {"loss": ()}
+        if self.observables:
+            out.update(observables)
+            out.update(rule_observables)
+        solver = self.solver(num_params)
+        if solver is not None:
+            out["sharpness"] = ()
+            if not solver.exact:  # an exact solve has no residual: no constant array to record
+                out["sharpness_residual"] = ()
+        return out
+
     def solver(self, num_params: int) -> AbstractEigensolver | None:
         """The eigensolver to use for a problem with ``num_params`` parameters."""
         if self.sharpness == "auto":

@@ -24,7 +24,7 @@ class Status(enum.IntEnum):
 class ChunkOutput(NamedTuple):
     """The host-side outputs of one chunk of c runs, before the chunks are joined into a ``SweepResult``."""
 
-    records: dict[str, np.ndarray]  # name -> (n_record, c), time-major
+    records: dict[str, np.ndarray]  # name -> (n_record, c, *shape of one value), time-major
     final: dict[str, np.ndarray]  # name -> (c,)
     params: Any  # pytree of (c, ...) final parameters
     alive: np.ndarray  # (c,) bool

@@ -103,8 +103,8 @@ def _run_chunk(
         else:
             out = jax.lax.map(run_batch, xs)
         records, rest = out
-        # records stay time-major: (n_batch, n_record, b) -> (n_record, c); the rest (n_batch, b, ...) -> (c, ...)
-        records = {n: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], c) for n, v in records.items()}
+        # records stay time-major: (n_batch, n_record, b, *s) -> (n_record, c, *s); the rest (n_batch, b, ...) -> (c, ...)
+        records = {n: jnp.moveaxis(v, 0, 1).reshape((v.shape[1], c) + v.shape[3:]) for n, v in records.items()}
         return records, jax.tree.map(lambda a: a.reshape((c,) + a.shape[2:]), rest)
 
     split = (lr_idx, axis_idx, init_idx) if state is None else (lr_idx, axis_idx, init_idx, state)
@@ -323,8 +323,8 @@ def _sweep(
         lrs=cfg.lrs,
         steps=np.arange(0, num_steps + 1, record.every),
         inits=cfg.inits,
-        # a (*grid, n_record) view of time-major storage: no transpose copy
-        records={k: np.moveaxis(v.reshape((v.shape[0], *grid)), 0, -1) for k, v in records.items()},
+        # a (*grid, n_record, *record shape) view of time-major storage: no transpose copy
+        records={k: np.moveaxis(v.reshape((v.shape[0], *grid) + v.shape[2:]), 0, len(grid)) for k, v in records.items()},
         final={k: on_grid(v) for k, v in final.items()},
         final_params=jax.tree.map(on_grid, params),
         status=status,

@@ -243,7 +243,8 @@ class Trajectory(eqx.Module):
             if on_record is not None:
                 on_record((t0 - t_start) // k)
             # masked here, not after the scan: no second pass over every record
-            return (state, hope, rec), {n: jnp.where(t0 <= budgets, v, jnp.nan) for n, v in rec.items()}
+            within = lambda v: (t0 <= budgets).reshape(budgets.shape + (1,) * (v.ndim - 1))  # noqa: E731
+            return (state, hope, rec), {n: jnp.where(within(v), v, jnp.nan) for n, v in rec.items()}
 
         t0s = t_start + k * jnp.arange(n_records)
         last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, hyper, state)[0])

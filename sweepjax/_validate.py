@@ -186,9 +186,9 @@ def check_sweep_args(
     return SweepArgs(lrs_np, inits_np, budgets, int(num_steps), as_int(chunk_size), batch)
 
 
-def check_problem(problem: AbstractProblem, one_init) -> tuple[str, ...]:
+def check_problem(problem: AbstractProblem, one_init) -> dict[str, tuple[int, ...]]:
     """Trace the loss and observables abstractly on one point; turn failures into one clear error.
-    Returns the observables' names."""
+    Returns the observables' shapes (a scalar, or an array of fixed shape, e.g. the parameters)."""
     try:
         loss, obs = jax.eval_shape(lambda p: (problem.loss(p), problem.observables(p)), one_init)  # one trace
     except Exception as e:
@@ -201,13 +201,13 @@ def check_problem(problem: AbstractProblem, one_init) -> tuple[str, ...]:
     if not np.issubdtype(loss.dtype, np.floating):
         raise TypeError(f"{type(problem).__name__}.loss must return a floating-point scalar, got dtype {loss.dtype}")
     if not isinstance(obs, dict):
-        raise TypeError(f"{type(problem).__name__}.observables must return a dict of scalars")
+        raise TypeError(f"{type(problem).__name__}.observables must return a dict of arrays")
     for name, value in obs.items():
-        if getattr(value, "shape", None) != ():
-            raise TypeError(f"observable {name!r} must be a scalar, got shape {getattr(value, 'shape', value)}")
+        if not (hasattr(value, "shape") and np.issubdtype(value.dtype, np.number)):
+            raise TypeError(f"observable {name!r} must be a numeric scalar or array, got {value!r}")
         if name in ("loss", "sharpness", "sharpness_residual"):
             raise ValueError(f"observable name {name!r} clashes with a built-in record")
-    return tuple(obs)
+    return {name: tuple(value.shape) for name, value in obs.items()}
 
 
 def check_optimizer(optimizer, one_init, lrs: np.ndarray) -> None:

@@ -27,7 +27,8 @@ class AbstractProblem(eqx.Module):
         """f(θ): the scalar objective that GD minimises."""
 
     def observables(self, params: Params) -> dict[str, Scalar]:
-        """Named scalar functions of θ recorded alongside the loss (none by default)."""
+        """Named functions of θ recorded alongside the loss (none by default): scalars, or arrays of a fixed
+        shape (e.g. θ itself), recorded with their shape after the grid and step dims."""
         return {}
 
     def init(self, key: PRNGKeyArray, num: int) -> Params:
