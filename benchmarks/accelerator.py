@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _common import machine
+from bench_mlp import DigitsMLP
 from bench_rules import FRACTAL_RULE, digits, fractal_grid, mlp_problem, public_code_call
 
 import sweepjax as sj
@@ -169,14 +170,6 @@ def case_product(cfg: dict, repeats: int, cap_s: float) -> dict:
 def mlp_sharpness_problem(n: int, hidden: int):
     """Benchmark (c)'s net: ½ mean ‖W₂ tanh(W₁x) − onehot‖² on n digits (user-defined problem)."""
     x, y = digits(n)
-
-    class DigitsMLP(sj.problems.AbstractProblem):
-        x: jax.Array
-        y: jax.Array
-
-        def loss(self, params):
-            h = jnp.tanh(self.x @ params["w1"])
-            return 0.5 * jnp.mean(jnp.sum((h @ params["w2"] - self.y) ** 2, axis=-1))
 
     def inits(num, key=jax.random.key(0)):
         k1, k2 = jax.random.split(key)

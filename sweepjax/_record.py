@@ -66,9 +66,9 @@ class Record(eqx.Module):
     def layout(
         self, observables: dict[str, tuple[int, ...]], rule_observables: dict[str, tuple[int, ...]], num_params: int
     ) -> dict[str, tuple[int, ...]]:
-        """The records a run makes, name -> shape of one value, in the order ``Trajectory.measure`` makes them:
-        ``loss``; with ``observables``, the problem's then the update rule's (shapes as they return them);
-        ``sharpness`` and, for an iterative solver, ``sharpness_residual``."""
+        """The records a run makes (as ``Trajectory.measure`` makes them), name -> shape of one value: ``loss``;
+        with ``observables``, the problem's and the update rule's (shapes as they return them); ``sharpness``
+        and, for an iterative solver, ``sharpness_residual``."""
         out = {"loss": ()}
         if self.observables:
             out.update(observables)
