@@ -4,6 +4,7 @@ result and the resume identity (``_resume.resume_config``) both derive from it."
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -52,7 +53,7 @@ class SweepConfig:
     def num_steps(self) -> int:
         return self.trajectory.num_steps
 
-    @property
+    @functools.cached_property
     def one_init(self) -> Params:
         """The first init point: it fixes the shapes every run shares."""
         return jax.tree.map(lambda a: jnp.asarray(a[0]), self.inits)

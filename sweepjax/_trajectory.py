@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
 from ._curvature import AbstractEigensolver, hessian_matvec
-from ._rules import AbstractRule, with_hyperparameters
+from ._rules import AbstractRule, is_plain_gd, with_hyperparameters
 from .problems._base import AbstractProblem, Params
 
 #: ``optimizer`` is None (plain GD), an optax direction (scaled by −η), or a factory η ↦ optax transform
@@ -275,7 +275,7 @@ class Trajectory(eqx.Module):
         the problem's parameters of those names."""
         sdt = record.sharpness_dtype  # its own precision for the sharpness, where it differs from dtype
         return cls(
-            rule=cast_floats(rule, dtype),
+            rule=rule if is_plain_gd(rule) else cast_floats(rule, dtype),  # (GD() has no leaves: skip the walk)
             problem_axes=tuple(problem_axes),
             solver=record.solver(num_params),
             observables=record.observables,
