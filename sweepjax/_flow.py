@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ._rules import GD, AbstractRule
+from ._rules import GD, AbstractRule, all_finite
 from .problems._base import AbstractProblem, Params, Scalar
 from .schedules import AbstractSchedule, Constant, as_schedule, hyperparameter
 
@@ -136,14 +136,14 @@ class WithFlow(AbstractRule):
         return self.rule.needs_structure
 
     def _scale(self, problem, params, lr):
-        return self.rule._scale(problem, params, lr.dtype) if isinstance(self.rule, GD) else problem.step_scale()
+        return self.rule.step_multipliers(problem, params, lr.dtype) if isinstance(self.rule, GD) else problem.step_scale()
 
     def init(self, problem, params, lr):
         return ShadowState(self.rule.init(problem, params, lr), params, self.flow.init(problem, params, lr))
 
     def step(self, problem, params, state, lr, t, seed):
         loss, new, rule_state = self.rule.step(problem, params, state.rule, lr, t, seed)
-        live = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(state.theta)]))
+        live = all_finite(state.theta)
         theta, time, ok = self.flow.advance(problem, state.theta, state.time, lr, t, self._scale(problem, params, lr), live)
         theta = jax.tree.map(lambda y: jnp.where(ok, y, jnp.nan), theta)  # a failed solve: NaN from here on
         return loss, new, ShadowState(rule_state, theta, time)

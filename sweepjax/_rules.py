@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PyTree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .problems._base import AbstractProblem, Params, Scalar
 from .schedules import AbstractSchedule, Constant, as_schedule, hyperparameter
@@ -36,6 +36,11 @@ def apply_update(params: Params, updates: Params, factor, scale: Params | None) 
     if scale is None:
         return jax.tree.map(lambda p, u: p + factor * u, params, updates)
     return jax.tree.map(lambda p, u, s: p + factor * s * u, params, updates, scale)
+
+
+def all_finite(tree) -> Bool[Array, ""]:
+    """Whether every entry of every leaf is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
 class AbstractRule(eqx.Module):
@@ -139,7 +144,8 @@ class GD(AbstractRule):
             return None
         return self.groups(params) if callable(self.groups) else self.groups
 
-    def _scale(self, problem: AbstractProblem, params: Params, dtype) -> Params | None:
+    def step_multipliers(self, problem: AbstractProblem, params: Params, dtype) -> Params | None:
+        """m_g · s per parameter leaf (None: all 1), the factors of η_t in this rule's step."""
         scale = problem.step_scale()
         names = self.group_names(params)
         if names is None:
@@ -149,7 +155,7 @@ class GD(AbstractRule):
 
     def step(self, problem, params, state, lr, t, seed):
         loss, grad = jax.value_and_grad(problem.loss)(params)
-        return loss, apply_update(params, grad, -self.schedule(t, lr), self._scale(problem, params, lr.dtype)), state
+        return loss, apply_update(params, grad, -self.schedule(t, lr), self.step_multipliers(problem, params, lr.dtype)), state
 
     def resolve(self, problem, one_init, values):
         if self.groups is None:

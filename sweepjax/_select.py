@@ -92,10 +92,11 @@ def plane(result: SweepResult, x: str, y: str, sel: Mapping | None, reduce, wher
     fn = reducer(reduce)
     if left and fn is None:
         sizes = ", ".join(f"{d!r} ({shape[dims.index(d)]})" for d in left)
-        named = [d for d in left if d in result.axes]
-        hint = f"result.sel({', '.join(f'{d}={result.axes[d].ravel()[0].item()!r}' for d in named)}), or " if named else ""
-        first = {"lr": np.asarray(result.lrs).flat[0].item() if np.ndim(result.lrs) == 1 else 0, "init": 0}
-        example = {d: result.axes[d].ravel()[0].item() if d in result.axes else first[d] for d in left}
+        # a dim with a column of values per init (lr or a named axis) is selected by its row index
+        first = {d: v[0].item() if v.ndim == 1 else 0 for d, v in {"lr": np.asarray(result.lrs), **result.axes}.items()}
+        named = [d for d in left if d in result.axes and result.axes[d].ndim == 1]
+        hint = f"result.sel({', '.join(f'{d}={first[d]!r}' for d in named)}), or " if named else ""
+        example = {d: first.get(d, 0) for d in left}
         raise ValueError(
             f"{where}: x={x!r} and y={y!r} are drawn, but the dims {sizes} have several values: pick one of each "
             f"({hint}sel={example}) or reduce them (reduce='mean', 'median', 'min', 'max' or a callable)"

@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
 from ._curvature import AbstractEigensolver, hessian_matvec
-from ._rules import AbstractRule, is_plain_gd, with_hyperparameters
+from ._rules import AbstractRule, all_finite, is_plain_gd, with_hyperparameters
 from .problems._base import AbstractProblem, Params
 
 #: ``optimizer`` is None (plain GD), an optax direction (scaled by −η), or a factory η ↦ optax transform
@@ -36,11 +36,6 @@ def speculation_block(k: int) -> int | None:
 
 #: a run's hyperparameters besides η: name -> traced scalar ("seed" for the rule's randomness)
 Hyper = dict[str, Array]
-
-
-def all_finite(tree) -> Bool[Array, ""]:
-    """Whether every entry of every leaf is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
 def cast_floats(tree, dtype):
