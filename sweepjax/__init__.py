@@ -2,7 +2,14 @@
 
 __version__ = "0.1.0"
 
-from . import datasets as datasets, plot as plot, problems as problems, schedules as schedules, theory as theory
+from . import (
+    datasets as datasets,
+    measures as measures,
+    plot as plot,
+    problems as problems,
+    schedules as schedules,
+    theory as theory,
+)
 from ._boundary import Boundary as Boundary, find_boundary as find_boundary
 from ._criteria import criteria as criteria
 from ._curvature import (

@@ -167,7 +167,8 @@ def find_boundary(
             else hi − lo). Widths below the
             sweep dtype's resolution (≈1e-7 in float32) mean nothing: each η is cast to it.
         record: what each sweep records; default ``Record()`` (sharpness "auto") for criteria that
-            need the sharpness (``"eos"``, ``"catapults"``), else ``Record(sharpness=None)``.
+            need the curvature (``"eos"``, ``"catapults"``), with the measurement the rule's stability edge
+            bounds (Adam's ``PreconditionedSharpness``, SGD's ``BatchSharpness``), else ``Record(sharpness=None)``.
         along: ``"lr"`` (default) to search η; or the name of an axis a sweep takes (``"momentum"`` of
             ``sj.Optax(optax.sgd, momentum=0.0)``, ``"lr_out"`` of a grouped ``sj.GD``, a problem's
             ``"a"``), searched at the fixed step size ``lr``: each round sweeps a column of its values
@@ -192,10 +193,10 @@ def find_boundary(
     crit = resolve(criterion)
     needs_sharpness = getattr(crit, "needs_sharpness", False)
     if record is None:
-        record = Record() if needs_sharpness else Record(sharpness=None)
+        record = default_record(needs_sharpness, sweep_kwargs.get("rule"))
     if not isinstance(record, Record):
         raise ValueError(f"record must be a sweepjax.Record, got {type(record).__name__}")
-    if needs_sharpness and record.sharpness is None:
+    if needs_sharpness and record.sharpness is None and not record.measures:
         raise ValueError(f"record has sharpness=None but criterion {crit!r} needs the sharpness record")
     leaves = jax.tree.leaves(inits)
     if not leaves or np.ndim(leaves[0]) == 0:
@@ -300,3 +301,16 @@ def _shrink(grid, values, value_lo, lo, hi, found):
     cols = np.arange(grid.shape[1])
     new_lo, new_hi = grid[k - 1, cols], grid[k, cols]
     return np.where(found, new_lo, lo), np.where(found, new_hi, hi)
+
+
+def default_record(needs_curvature: bool, rule) -> Record:
+    """What a boundary search records by default: nothing but the loss, or, for a criterion on the curvature,
+    the sharpness and the curvature the rule's stability edge bounds (``edge_of``: e.g. Adam's
+    preconditioned sharpness, SGD's batch sharpness)."""
+    if not needs_curvature:
+        return Record(sharpness=None)
+    from .measures import BatchSharpness, PreconditionedSharpness
+
+    extra = {"preconditioned_sharpness": PreconditionedSharpness, "batch_sharpness": BatchSharpness}
+    edge_of = getattr(rule, "edge_of", "sharpness") if rule is not None else "sharpness"
+    return Record(measures=[extra[edge_of]()]) if edge_of in extra else Record()

@@ -16,7 +16,7 @@ from jax.flatten_util import ravel_pytree
 from ._execution import speculates
 from ._record import Record
 from ._rules import RESERVED_AXES, AbstractRule, Optax, hyperparameters, is_plain_gd, rule_from
-from ._trajectory import Trajectory, cast_floats
+from ._trajectory import Trajectory, cast_floats, records_edge
 from ._validate import check_checkpoint_every, check_optimizer, check_problem, check_sweep_args, is_int
 from .problems._base import AbstractProblem, Params, describe
 
@@ -59,6 +59,12 @@ class SweepConfig:
         return jax.tree.map(lambda a: jnp.asarray(a[0]), self.inits)
 
     @property
+    def record_dims(self) -> dict[str, tuple[str, ...]]:
+        """record name -> the dims of one value where a measurement names them (``eig``, ``node``)."""
+        names = self.record.dims(ravel_pytree(self.one_init)[0].size)
+        return {k: v for k, v in names.items() if k in self.record_shapes}
+
+    @property
     def n_fields(self) -> int:
         """Numbers recorded per record: loss, observables, sharpness (+ residual)."""
         return sum(math.prod(shape) for shape in self.record_shapes.values())
@@ -91,6 +97,9 @@ class SweepConfig:
                 "numpy": np.__version__,
             },
             "sharpness_dtype": None if trajectory.sharpness_dtype is None else str(trajectory.sharpness_dtype),
+            **({"measures": [repr(m) for m in self.record.measures]} if self.record.measures else {}),
+            **({"record_dims": {k: list(v) for k, v in dims.items()}} if (dims := self.record_dims) else {}),
+            **({"edge_of": self.rule.edge_of} if trajectory.edge else {}),
         }
 
 
@@ -165,7 +174,9 @@ def configure(
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
     of_problem = problem_axes(axes, rule, problem)
     num_params = ravel_pytree(one_init)[0].size
-    record_shapes = record.layout(observables, rule_observables(rule, problem, one_init, dtype), num_params)
+    check_measures(record, problem, rule, one_init, num_params)
+    edge = records_edge(rule, dtype)
+    record_shapes = record.layout(observables, rule_observables(rule, problem, one_init, dtype), num_params, edge)
     trajectory = Trajectory.of(record, rule, of_problem, args.num_steps, num_params, dtype, speculates(problem, one_init, rule))
     return SweepConfig(
         problem, args.lrs, args.inits, args.budgets, record, rule, axes, dtype, float(threshold), trajectory,
@@ -183,3 +194,10 @@ def rule_observables(rule: AbstractRule, problem, one_init, dtype) -> dict[str, 
         return rule.observables(problem, params, rule.init(problem, params, lr))
 
     return {name: tuple(v.shape) for name, v in jax.eval_shape(observe, one_init).items()}
+
+
+def check_measures(record: Record, problem, rule: AbstractRule, one_init, num_params: int) -> None:
+    """Each measurement fits the problem and the rule (its own clear error), and their names are distinct
+    from each other and from the built-in records (``Record.layout`` says which)."""
+    for m in record.measurements(num_params):
+        m.check(problem, rule, one_init)

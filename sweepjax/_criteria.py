@@ -55,7 +55,9 @@ def diverges() -> Criterion:
 def eos(**thresholds) -> Criterion:
     """``classify``'s edge-of-stability rule holds (not diverged), whatever the catapult rule says.
 
-    ``thresholds`` are ``classify``'s keywords (``curvature``, ``edge``, ``eos_tol``, ...).
+    ``thresholds`` are ``classify``'s keywords (``curvature``, ``edge``, ``eos_tol``, ...). By default the
+    edge is the update rule's own where the sweep recorded it (``(2 + 2β)/η`` for momentum β, Adam's on the
+    preconditioned sharpness, ...; see ``classify``), else 2/η.
     """
     _check_thresholds(thresholds)
     return Criterion(
@@ -158,11 +160,13 @@ _THRESHOLDS = ("curvature", "edge", "eos_tol", "window", "rise_tol", "catapult_f
 
 
 def _curv(thresholds: dict) -> bool:
-    return thresholds.get("curvature", "sharpness") == "sharpness"
+    """Whether the sweep should record sharpness: the curvature is it, or (None) the rule's, sharpness for GD."""
+    return thresholds.get("curvature") in (None, "sharpness")
 
 
 def _phase_reads(thresholds: dict) -> tuple[str, ...]:
-    curvature = thresholds.get("curvature", "sharpness")
+    """The records it reads (curvature None: the one the rule's edge bounds, known only from the result)."""
+    curvature = thresholds.get("curvature")
     return ("loss", curvature) if isinstance(curvature, str) else ("loss",)
 
 
@@ -174,6 +178,7 @@ def recorded_names(problem: AbstractProblem, inits, record: Record, rule=None) -
     """
     from ._config import rule_observables
     from ._rules import rule_from
+    from ._trajectory import records_edge
 
     one = jax.tree.map(lambda a: jnp.asarray(a[0]), inits)
     try:
@@ -183,7 +188,8 @@ def recorded_names(problem: AbstractProblem, inits, record: Record, rule=None) -
         of_rule = rule_observables(rule, problem, one, dtype) if record.observables else {}
     except Exception:  # a broken problem or rule: the sweep reports it, with its own clear error
         return None
-    return set(record.layout(dict(observables), of_rule, sum(int(np.size(x)) for x in jax.tree.leaves(one))))
+    num_params = sum(int(np.size(x)) for x in jax.tree.leaves(one))
+    return set(record.layout(dict(observables), of_rule, num_params, records_edge(rule, dtype)))
 
 
 def readable(name: str, recorded: set[str]) -> bool:

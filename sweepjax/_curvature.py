@@ -13,7 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Bool, Float, PyTree
 
 Vector = Float[Array, " n"]
 MatVec = Callable[[Vector], Vector]
@@ -128,6 +128,58 @@ class PowerIteration(AbstractEigensolver):
         return 2 * self.num_iters + 2
 
 
+def lanczos_tridiagonal(
+    matvec: MatVec, v0: Vector, order: int
+) -> tuple[Float[Array, "order n"], Float[Array, "order order"], Bool[Array, " order"], Float[Array, " order"]]:
+    """``order`` Lanczos steps from v0/‖v0‖ with full reorthogonalisation: basis Q, T = Q H Qᵀ, live rows, lost β's.
+
+    Shared by ``Lanczos`` and stochastic Lanczos quadrature (``_spectrum.slq``); see ``Lanczos`` for the
+    restart on breakdown, the rows left dead once Q spans ℝⁿ (``live`` False, decoupled diagonal far below the
+    spectrum) and ``lost``: β's that T does not contain (the last β and any β dropped at a breakdown).
+    """
+    n, k, dtype = v0.shape[0], order, v0.dtype
+    tol = 1e3 * jnp.finfo(dtype).eps
+    restart_key = jax.random.key(0)
+
+    def body(j, carry):
+        basis, alphas, betas, raw_betas, scale = carry
+        q = basis[j]
+        w = matvec(q)
+        alpha = jnp.vdot(q, w)
+        # full reorthogonalisation against the basis, in two passes; between them, on breakdown
+        # (β ≈ 0 after the first pass), swap in a fresh vector: the second pass orthogonalises it.
+        # (The fresh vector does not depend on the run, so under vmap it is drawn once.)
+        w = w - basis.T @ (basis @ w)
+        beta = jnp.linalg.norm(w)
+        scale = jnp.maximum(scale, jnp.abs(alpha) + beta)
+        ok = beta > tol * scale
+        fresh = jax.random.normal(jax.random.fold_in(restart_key, j), (n,), dtype)
+        w = jnp.where(ok, w, fresh)
+        w = w - basis.T @ (basis @ w)
+        norm = jnp.linalg.norm(w)
+        # a fresh vector with nothing left after projection: the basis already spans ℝⁿ
+        live_next = ok | (norm > tol * jnp.linalg.norm(fresh))
+        nxt = jnp.where(live_next, w / jnp.where(live_next, norm, 1.0), 0.0)
+        alphas = alphas.at[j].set(alpha)
+        betas = betas.at[j].set(jnp.where(ok, norm, 0.0))
+        raw_betas = raw_betas.at[j].set(jnp.where(ok, norm, beta))  # β dropped at a breakdown
+        basis = jnp.where(j + 1 < k, basis.at[jnp.minimum(j + 1, k - 1)].set(nxt), basis)
+        return basis, alphas, betas, raw_betas, scale
+
+    basis0 = jnp.zeros((k, n), dtype).at[0].set(_unit(v0))
+    zeros = jnp.zeros(k, dtype)
+    carry = jax.lax.fori_loop(0, k, body, (basis0, zeros, zeros, zeros, jnp.zeros((), dtype)))
+    basis, alphas, betas, raw_betas, scale = carry
+    # rows left zero once the basis spans ℝⁿ: give their diagonal a value below the spectrum
+    live = jnp.linalg.norm(basis, axis=1) > 0
+    floor = -4.0 * (scale + 1.0)
+    diag = jnp.where(live, alphas, floor)
+    off = betas[:-1]
+    tri = jnp.diag(diag) + jnp.diag(off, 1) + jnp.diag(off, -1)
+    lost = raw_betas - jnp.concatenate([off, jnp.zeros(1, dtype)])  # β's that T does not contain
+    return basis, tri, live, lost
+
+
 class Lanczos(AbstractEigensolver):
     """``order`` Lanczos steps with full reorthogonalisation; λ_max = top Ritz value of T.
 
@@ -149,49 +201,10 @@ class Lanczos(AbstractEigensolver):
             raise ValueError(f"order must be a positive int, got {self.order!r}")
 
     def __call__(self, matvec: MatVec, v0: Vector) -> Eig:
-        n, k, dtype = v0.shape[0], self.order, v0.dtype
-        tol = 1e3 * jnp.finfo(dtype).eps
-        restart_key = jax.random.key(0)
-
-        def body(j, carry):
-            basis, alphas, betas, raw_betas, scale = carry
-            q = basis[j]
-            w = matvec(q)
-            alpha = jnp.vdot(q, w)
-            # full reorthogonalisation against the basis, in two passes; between them, on breakdown
-            # (β ≈ 0 after the first pass), swap in a fresh vector: the second pass orthogonalises it.
-            # (The fresh vector does not depend on the run, so under vmap it is drawn once.)
-            w = w - basis.T @ (basis @ w)
-            beta = jnp.linalg.norm(w)
-            scale = jnp.maximum(scale, jnp.abs(alpha) + beta)
-            ok = beta > tol * scale
-            fresh = jax.random.normal(jax.random.fold_in(restart_key, j), (n,), dtype)
-            w = jnp.where(ok, w, fresh)
-            w = w - basis.T @ (basis @ w)
-            norm = jnp.linalg.norm(w)
-            # a fresh vector with nothing left after projection: the basis already spans ℝⁿ
-            live_next = ok | (norm > tol * jnp.linalg.norm(fresh))
-            nxt = jnp.where(live_next, w / jnp.where(live_next, norm, 1.0), 0.0)
-            alphas = alphas.at[j].set(alpha)
-            betas = betas.at[j].set(jnp.where(ok, norm, 0.0))
-            raw_betas = raw_betas.at[j].set(jnp.where(ok, norm, beta))  # β dropped at a breakdown
-            basis = jnp.where(j + 1 < k, basis.at[jnp.minimum(j + 1, k - 1)].set(nxt), basis)
-            return basis, alphas, betas, raw_betas, scale
-
-        basis0 = jnp.zeros((k, n), dtype).at[0].set(_unit(v0))
-        zeros = jnp.zeros(k, dtype)
-        carry = jax.lax.fori_loop(0, k, body, (basis0, zeros, zeros, zeros, jnp.zeros((), dtype)))
-        basis, alphas, betas, raw_betas, scale = carry
-        # rows left zero once the basis spans ℝⁿ: give their diagonal a value below the spectrum
-        live = jnp.linalg.norm(basis, axis=1) > 0
-        floor = -4.0 * (scale + 1.0)
-        diag = jnp.where(live, alphas, floor)
-        off = betas[:-1]
-        tri = jnp.diag(diag) + jnp.diag(off, 1) + jnp.diag(off, -1)
+        basis, tri, _, lost = lanczos_tridiagonal(matvec, v0, self.order)
         evals, evecs = jnp.linalg.eigh(tri)
         s = evecs[:, -1]
         vec = _unit(basis.T @ s)
-        lost = raw_betas - jnp.concatenate([off, jnp.zeros(1, dtype)])  # β's that T does not contain
         residual = jnp.sum(jnp.abs(lost * s))
         return Eig(evals[-1], vec, residual)
 

@@ -5,6 +5,7 @@ public face."""
 from __future__ import annotations
 
 import typing as _typing
+import warnings as _warnings
 
 import numpy as _np
 
@@ -21,7 +22,8 @@ if _typing.TYPE_CHECKING:
     from ._result import SweepResult
 
 
-_KNOWN_LABELS = {_theory.eos_limit: "2/η"}
+#: overlay functions of η drawn with their formula as label (at their default arguments)
+_KNOWN_LABELS = {_theory.eos_limit: "2/η", _theory.momentum_edge: "2/η", _theory.adam_edge: "38/η"}
 _DIVERGED_COLOR = "#ff00ff"
 #: phase_map's default colour and legend name of each phase
 _PHASE_STYLE = {
@@ -116,7 +118,8 @@ def _overlays(overlay) -> list[tuple[Callable, str | None]]:
         if not callable(fn):
             raise TypeError(f"overlay must be a callable of η or (callable, label), got {item!r}")
         if label is None:
-            label = _KNOWN_LABELS.get(fn) or (None if fn.__name__ == "<lambda>" else fn.__name__)
+            label = _KNOWN_LABELS.get(fn) or getattr(fn, "label", None)  # (theory.edge_line's carry theirs)
+            label = label or (None if getattr(fn, "__name__", "<lambda>") == "<lambda>" else fn.__name__)
         out.append((fn, label))
     return out
 
@@ -235,6 +238,53 @@ def _draw_cells(ax: Axes, grid: _Grid, data: np.ma.MaskedArray, cmap, norm, kwar
     cells.autoscale_None()
     ax.add_collection(cells)
     return cells
+
+
+def _edge_constant(result: SweepResult) -> np.ndarray:
+    """Per run, c such that its recorded edge is c/η (NaN where edge·η moves over its records, e.g. under a
+    schedule); 2 without an ``"edge"`` record."""
+    from ._phases import _lr_grid
+
+    lrs = _lr_grid(result)
+    if "edge" not in result.records:
+        return _np.full(lrs.shape, 2.0)
+    c = _np.asarray(result.records["edge"], dtype=float) * lrs[..., None]
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", RuntimeWarning)  # (a run without a finite record: NaN)
+        lo, hi = _np.nanmin(c, axis=-1), _np.nanmax(c, axis=-1)
+    return _np.where(_np.isclose(lo, hi, rtol=1e-6, atol=0.0), lo, _np.nan)
+
+
+def _edge_label(c: float, edge_of: str) -> str:
+    """``"38/η"``, naming the record it bounds when that is not the sharpness."""
+    return f"{c:.3g}/η" + ("" if edge_of == "sharpness" else f" ({edge_of})")
+
+
+def _with_edge_overlay(result: SweepResult, overlay, view: _View, where: str):
+    """``overlay`` with each ``"edge"`` entry made the sweep's recorded stability edge c/η (2/η when none is
+    recorded), labelled with its formula; a ValueError when x is not η or c is not one number over the drawn runs."""
+    if overlay is None or callable(overlay) or _is_pair(overlay):
+        return overlay
+    items = [overlay] if isinstance(overlay, str) else list(overlay)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            if item != "edge":
+                raise ValueError(f"{where}: an overlay given by name must be 'edge' (the sweep's stability edge), got {item!r}")
+            if view.plane.x != "lr":
+                raise ValueError(f"{where}: overlay='edge' is a function of η; draw x='lr' (got x={view.plane.x!r})")
+            c = _edge_constant(result)
+            lo, hi = view.take(c, _np.min), view.take(c, _np.max)  # over the runs of each cell (NaN: a moving edge)
+            if not (_np.all(_np.isfinite(lo)) and _np.all(_np.isfinite(hi)) and _np.isclose(lo.min(), hi.max(), rtol=1e-6)):
+                raise ValueError(
+                    f"{where}: overlay='edge': the recorded edge is not one c/η over the drawn runs (a schedule, or a "
+                    "swept hyperparameter not picked with sel=...); overlay theory.edge_line(rule, t) instead"
+                )
+            c0 = float(lo.min())
+            label = _edge_label(c0, result.metadata.get("edge_of", "sharpness"))
+            item = (lambda lr, c0=c0: c0 / _np.asarray(lr, dtype=float)), label
+        out.append(item)
+    return out
 
 
 def _draw_overlays(ax: Axes, overlay, grid: _Grid, log_x: bool) -> list:

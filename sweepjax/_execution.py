@@ -136,12 +136,13 @@ def speculates(problem: AbstractProblem, one_init: Params, rule=None) -> bool:
     return jax.default_backend() == "cpu" and gradient_flops(problem, one_init, rule) < TINY_FLOPS
 
 
-def flat_scalars(problem: AbstractProblem, one_init: Params, rule=None) -> FlatScalars | None:
+def flat_scalars(problem: AbstractProblem, one_init: Params, rule=None, measures=()) -> FlatScalars | None:
     """The coordinate view of a tiny problem (≤ FLAT_SCALARS_MAX parameters, a gradient under
-    TINY_FLOPS), else None; None too for a rule that reads the parameters' structure
-    (``rule.needs_structure``). Decided by the problem and the rule, never by the strategy or the chunk."""
+    TINY_FLOPS), else None; None too for a rule or a measurement that reads the parameters' structure
+    (``needs_structure``). Decided by the problem, the rule and the record, never by the strategy or the chunk."""
     n = ravel_pytree(one_init)[0].size
-    if (rule is not None and rule.needs_structure) or n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
+    structure = any(x.needs_structure for x in ((rule,) if rule is not None else ()) + tuple(measures))
+    if structure or n > FLAT_SCALARS_MAX or gradient_flops(problem, one_init) >= TINY_FLOPS:
         return None
     leaves, structure = jax.tree.flatten(one_init)
     return FlatScalars(problem, structure, tuple(tuple(np.shape(a)) for a in leaves))

@@ -217,9 +217,20 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
         data_vars[names(name)] = xr.Variable(dims, _as_array(values, name), attrs=attrs)
 
     value_dims = {}  # a record of arrays (e.g. the parameters as an observable): a dim per axis of one value
+    named = result.metadata.get("record_dims", {})  # dims a measurement names (``eig``, ``node``), shared by size
+    assigned = {}  # (wanted name, size) -> dim: records share a named dim of one size
+
+    def dim(wanted: str, size: int) -> str:
+        if (wanted, size) not in assigned:
+            assigned[(wanted, size)] = names(wanted)
+        return assigned[(wanted, size)]
+
     for k, v in result.records.items():
-        extra = np.ndim(v) - len(grid) - 1
-        value_dims[k] = tuple(names(f"{_safe(k) or 'record'}_dim{i}") for i in range(extra))
+        extra = np.shape(v)[len(grid) + 1 :]
+        wanted = named.get(k, ())
+        if len(wanted) != len(extra):
+            wanted = [f"{_safe(k) or 'record'}_dim{i}" for i in range(len(extra))]
+        value_dims[k] = tuple(dim(w, n) for w, n in zip(wanted, extra))
     for k, v in result.records.items():
         add(k, (*grid, "step", *value_dims[k]), v, "record", k)
     for k, v in result.final.items():

@@ -33,7 +33,8 @@ class GradientFlow(AbstractRule):
 
     The flow is autonomous, so each step solves over [0, η_k] (no rounding of τ_{k+1} − τ_k in long
     runs); τ_k is recorded as ``flow_time``. The loss returned is f(θ(τ_k)); NaN (the run diverges,
-    θ(τ_k) is kept) where the inner solve fails, e.g. runs out of ``max_steps``.
+    θ(τ_k) is kept) where the inner solve fails, e.g. runs out of ``max_steps``. The flow is stable at
+    any η: it has no ``stability_edge`` (None).
 
     Args:
         schedule: the step-size schedule that sets the times (default: constant η, τ_k = ηk).
@@ -155,6 +156,18 @@ class WithFlow(AbstractRule):
             "flow_loss": problem.loss(state.theta),
             "flow_time": state.time,
         }
+
+    def stability_edge(self, lr, t):
+        """The run's rule's edge (the flow beside it has none)."""
+        return self.rule.stability_edge(lr, t)
+
+    @property
+    def edge_of(self) -> str:
+        return self.rule.edge_of
+
+    def preconditioner(self, problem, params, state):
+        """The run's rule's, from its own state."""
+        return self.rule.preconditioner(problem, params, state.rule)
 
     def resolve(self, problem, one_init, values):
         rule, flow = self.rule.resolve(problem, one_init, values), self.flow.resolve(problem, one_init, values)

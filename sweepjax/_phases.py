@@ -24,7 +24,7 @@ class Phase(enum.IntEnum):
 
     STABLE = 0  #: gradient-flow regime: not diverged, curvature moved but no EoS/catapult signature
     LAZY = 1  #: curvature barely moved: |κ_T − κ_0| ≤ lazy_tol·|κ_0| (kernel regime; every quadratic)
-    EOS = 2  #: late curvature reached edge/η within eos_tol, and the loss was non-monotone
+    EOS = 2  #: late curvature reached the stability edge (2/η for GD) within eos_tol, and the loss was non-monotone
     CATAPULT = 3  #: loss spiked ≥ catapult_factor × its initial value, then fell below it; κ_T < κ_0
     DIVERGED = 4  #: status DIVERGED (loss non-finite or past the divergence threshold)
 
@@ -58,20 +58,61 @@ def _nan_reduce(fn, a: np.ndarray, axis: int = -1) -> np.ndarray:
         return fn(a, axis=axis)
 
 
+#: how to record each curvature an update rule's edge bounds
+_HOW_TO_RECORD = {
+    "sharpness": "Record(sharpness=...)",
+    "preconditioned_sharpness": "Record(measures=[sj.measures.PreconditionedSharpness()])",
+    "batch_sharpness": "Record(measures=[sj.measures.BatchSharpness()])",
+}
+
+
 def _record(result: SweepResult, name: str) -> np.ndarray:
     if name not in result.records:
+        how = f"record it with {_HOW_TO_RECORD[name]}" if name in _HOW_TO_RECORD else "record it"
         raise ValueError(
             f"curvature={name!r} is not a record of this result (records: {sorted(result.records)}); "
-            "sweep with Record(sharpness=...) or name another record"
+            f"{how}, or name another record"
         )
     return np.asarray(result.records[name], dtype=float)
+
+
+def _last_finite(a: np.ndarray) -> np.ndarray:
+    """Each run's last finite record (NaN: none)."""
+    finite = np.isfinite(a)
+    last = a.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)
+    out = np.take_along_axis(a, last[..., None], axis=-1)[..., 0]
+    return np.where(finite.any(axis=-1), out, np.nan)
+
+
+def _resolve_edge(result: SweepResult, curvature: str | None, edge: float | None):
+    """(the curvature record's name, the number edge (edge/η) or None, the recorded edge: (per record, at the
+    final parameters) or None).
+
+    ``curvature`` None: the record the sweep's rule's edge bounds (``metadata["edge_of"]``, else sharpness).
+    ``edge`` None: the recorded ``"edge"`` (``rule.stability_edge``) when it bounds that record, else 2/η."""
+    edge_of = result.metadata.get("edge_of", "sharpness")
+    if curvature is None:
+        curvature = edge_of
+    if not isinstance(curvature, str):
+        raise ValueError(f"curvature must be a record name (str) or None, got {curvature!r}")
+    if edge is not None:
+        return curvature, _check_number("edge", edge, low=0.0, low_inclusive=False), None
+    if "edge" not in result.records or curvature != edge_of:
+        return curvature, 2.0, None
+    rec = np.asarray(result.records["edge"], dtype=float)
+    if rec.shape[:-1] != tuple(result.shape) or rec.shape[-1] != np.size(result.steps):
+        want = (*result.shape, np.size(result.steps))
+        raise ValueError(f"the 'edge' record must have shape (*grid, n_record)={want}, got {rec.shape}")
+    final = result.final.get("edge")
+    final = _last_finite(rec) if final is None else np.asarray(final, dtype=float)
+    return curvature, None, (rec, final)
 
 
 def phase_rules(
     result: SweepResult,
     *,
-    curvature: str = "sharpness",
-    edge: float = 2.0,
+    curvature: str | None = None,
+    edge: float | None = None,
     eos_tol: float = 0.05,
     window: float = 0.1,
     rise_tol: float = 1e-5,
@@ -85,9 +126,7 @@ def phase_rules(
     """
     if not isinstance(result, SweepResult):
         raise TypeError(f"result must be a SweepResult, got {type(result).__name__}")
-    if not isinstance(curvature, str):
-        raise ValueError(f"curvature must be a record name (str), got {curvature!r}")
-    edge = _check_number("edge", edge, low=0.0, low_inclusive=False)
+    curvature, edge, recorded = _resolve_edge(result, curvature, edge)
     eos_tol = _check_number("eos_tol", eos_tol, low=0.0, low_inclusive=True, high=1.0)
     window = _check_number("window", window, low=0.0, low_inclusive=True, high=1.0)
     rise_tol = _check_number("rise_tol", rise_tol, low=0.0, low_inclusive=True)
@@ -111,11 +150,17 @@ def phase_rules(
         budget = np.asarray(result.num_steps, dtype=float)[..., None]
         steps = np.asarray(result.steps, dtype=float)
         late_mask = (steps >= (1.0 - window) * budget) & (steps <= budget)
-        late = _nan_reduce(np.nanmax, np.where(late_mask, curv, np.nan))
-        late = np.fmax(late, final_curv)
         rises = np.diff(loss, axis=-1) > rise_tol * np.abs(loss[..., :-1])
         non_monotone = np.any(rises, axis=-1)
-        eos = (late >= (1.0 - eos_tol) * edge / lrs) & non_monotone
+        if recorded is None:
+            late = _nan_reduce(np.nanmax, np.where(late_mask, curv, np.nan))
+            late = np.fmax(late, final_curv)
+            at_edge = late >= (1.0 - eos_tol) * edge / lrs
+        else:  # record by record against the recorded edge (a schedule's moves)
+            rec, final_edge = recorded
+            at_edge = np.any(late_mask & (curv >= (1.0 - eos_tol) * rec), axis=-1)
+            at_edge |= final_curv >= (1.0 - eos_tol) * final_edge
+        eos = at_edge & non_monotone
 
         max_loss = np.fmax(_nan_reduce(np.nanmax, loss), final_loss)
         catapult = (max_loss >= catapult_factor * loss0) & (final_loss < loss0) & (final_curv < curv0)
@@ -136,8 +181,8 @@ def phase_rules(
 def classify(
     result: SweepResult,
     *,
-    curvature: str = "sharpness",
-    edge: float = 2.0,
+    curvature: str | None = None,
+    edge: float | None = None,
     eos_tol: float = 0.05,
     window: float = 0.1,
     rise_tol: float = 1e-5,
@@ -151,9 +196,12 @@ def classify(
 
     - DIVERGED: ``status`` is DIVERGED;
     - CATAPULT: max_t L_t ≥ catapult_factor·L_0, L_T < L_0 and κ_T < κ_0;
-    - EOS: max of κ over the late window (records at t ≥ (1 − window)·budget, and κ_T)
-      ≥ (1 − eos_tol)·edge/η, and the loss record rose somewhere
-      (L_{t+k} − L_t > rise_tol·|L_t| for consecutive records);
+    - EOS: κ at some record of the late window (t ≥ (1 − window)·budget), or κ_T,
+      ≥ (1 − eos_tol)·E there, and the loss record rose somewhere
+      (L_{t+k} − L_t > rise_tol·|L_t| for consecutive records). E is the stability edge: edge/η, or
+      by default the update rule's own (``rule.stability_edge``: (2 + 2β)/η for momentum β,
+      (2 + 2β₁)/((1 − β₁)η) on the preconditioned sharpness for Adam, 2/η_t under a schedule) where
+      the sweep recorded it (the ``"edge"`` record), else 2/η;
     - LAZY: |κ_T − κ_0| ≤ lazy_tol·|κ_0|;
     - STABLE otherwise (gradient-flow regime).
 
@@ -166,19 +214,22 @@ def classify(
     a non-negative loss.
 
     A catapult's loss spike lasts a few steps (the unstable mode grows by |1 − ηκ_0| per step
-    until κ falls below edge/η), so records ``every`` > 1 steps apart can miss it. Hence a
+    until κ falls below the edge E), so records ``every`` > 1 steps apart can miss it. Hence a
     ``SparseRecordWarning`` when records are more than one step apart and some run not labelled
-    CATAPULT or DIVERGED has the catapult's other signature: it started unstable (η·κ_0 > edge),
+    CATAPULT or DIVERGED has the catapult's other signature: it started unstable (κ_0 > E),
     and ended with L_T < L_0 and κ_T < κ_0. The message gives the first recorded step by which
-    every such run's κ was back below edge/η: the horizon to re-sweep with ``Record(every=1)``.
+    every such run's κ was back below E: the horizon to re-sweep with ``Record(every=1)``.
 
     Args:
         result: a ``SweepResult`` with a ``loss`` record and the ``curvature`` record.
-        curvature: the record playing κ: ``"sharpness"`` (λ_max of the Hessian), or any
-            observable, e.g. an NTK eigenvalue ``"ntk"``.
+        curvature: the record playing κ: ``"sharpness"`` (λ_max of the Hessian),
+            ``"preconditioned_sharpness"``, ``"batch_sharpness"``, or any observable, e.g. an NTK
+            eigenvalue ``"ntk"``. None (default): the record the sweep's rule's edge bounds
+            (``result.metadata["edge_of"]``: preconditioned for Adam, RMSProp, Adagrad), else sharpness.
         edge: the stability edge is edge/η (2 for the Hessian sharpness; 8 for the NTK of a
-            logistic loss, whose ℓ''(0) = 1/4).
-        eos_tol: relative tolerance below edge/η that still counts as at the edge.
+            logistic loss, whose ℓ''(0) = 1/4). None (default): the recorded ``"edge"``, record by
+            record, when the sweep recorded one and ``curvature`` is the record it bounds; else 2/η.
+        eos_tol: relative tolerance below the edge E that still counts as at the edge.
         window: trailing fraction of each run's budget scanned for the late curvature
             (0: the final value only).
         rise_tol: relative loss increase between consecutive records that counts as non-monotone.
@@ -203,12 +254,13 @@ def classify(
     codes = np.full(result.shape, Phase.STABLE, dtype=np.int8)
     for phase in (Phase.LAZY, Phase.EOS, Phase.CATAPULT, Phase.DIVERGED):  # lowest precedence first
         codes[rules[phase]] = phase
-    _warn_if_catapults_missed(result, curvature, edge, codes)
+    _warn_if_catapults_missed(result, *_resolve_edge(result, curvature, edge), codes)
     return codes
 
 
-def _warn_if_catapults_missed(result: SweepResult, curvature: str, edge: float, codes: np.ndarray) -> None:
-    """Warn when records more than one step apart may hide catapults (see ``classify``)."""
+def _warn_if_catapults_missed(result: SweepResult, curvature: str, edge: float | None, recorded, codes: np.ndarray) -> None:
+    """Warn when records more than one step apart may hide catapults (see ``classify``); the edge is edge/η,
+    or the recorded one (``recorded`` = (per record, final), when ``edge`` is None)."""
     steps = np.asarray(result.steps)
     spacing = int(np.max(np.diff(steps))) if steps.size > 1 else None
     if spacing is not None and spacing <= 1:
@@ -219,7 +271,12 @@ def _warn_if_catapults_missed(result: SweepResult, curvature: str, edge: float, 
     final_loss = np.asarray(result.final.get("loss", np.full(result.shape, np.nan)), dtype=float)
     final_curv = np.asarray(result.final.get(curvature, np.full(result.shape, np.nan)), dtype=float)
     with np.errstate(invalid="ignore"):
-        unstable_start = lrs * curv[..., 0] > edge
+        if recorded is None:
+            unstable_start = lrs * curv[..., 0] > edge
+            below = curv <= edge / lrs[..., None]
+        else:
+            unstable_start = curv[..., 0] > recorded[0][..., 0]
+            below = curv <= recorded[0]
         suspect = (
             unstable_start & (final_loss < loss[..., 0]) & (final_curv < curv[..., 0])
             & (codes != Phase.CATAPULT) & (codes != Phase.DIVERGED)
@@ -227,12 +284,13 @@ def _warn_if_catapults_missed(result: SweepResult, curvature: str, edge: float, 
         n = int(suspect.sum())
         if not n:
             return
-        # the catapult is over once κ is back below edge/η: the first record where it is, over the suspects
-        settled = np.where((curv <= edge / lrs[..., None]) & suspect[..., None], steps, np.inf).min(axis=-1)
+        # the catapult is over once κ is back below the edge: the first record where it is, over the suspects
+        settled = np.where(below & suspect[..., None], steps, np.inf).min(axis=-1)
     horizon = int(np.max(np.where(np.isfinite(settled), settled, steps[-1])[suspect]))
     every = "one record (t = 0)" if spacing is None else f"records {spacing} steps apart"
+    start = f"η·{curvature}_0 > {edge:g}" if recorded is None else f"{curvature}_0 > its recorded edge"
     warnings.warn(
-        f"classify: {n} run(s) started above the stability edge (η·{curvature}_0 > {edge:g}) and ended lower "
+        f"classify: {n} run(s) started above the stability edge ({start}) and ended lower "
         f"in loss and {curvature}, like a catapult, but with {every} no loss spike was recorded; "
         f"re-sweep them with Record(every=1) over the first ~{horizon} steps to see whether they catapult",
         SparseRecordWarning,

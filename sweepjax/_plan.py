@@ -74,9 +74,7 @@ def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_e
         memory_budget_bytes = default_memory_budget()
     if memory_budget_bytes is not None:
         batch = None if auto else batch_size
-        fits = chunk_for_memory(
-            memory_budget_bytes, config.n_fields, problem, one_init, trajectory, dtype, n_runs, n_init, batch
-        )
+        fits = chunk_for_memory(memory_budget_bytes, config.n_fields, problem, one_init, trajectory, dtype, n_runs, n_init, batch)
         chunk = min(chunk, fits)
     if auto and chunk < n_runs:  # a chunk limited by chunk_size or memory caps the width, to a power of two
         batch_size = min(batch_size, 1 << (max(chunk // n_dev, 1).bit_length() - 1))
@@ -87,4 +85,13 @@ def make_plan(config: SweepConfig, memory_budget_bytes: int | None, checkpoint_e
         chunk = -(-chunk // (batch_size * n_dev)) * batch_size * n_dev  # whole batches on every device
     n_records = trajectory.num_records
     seg = n_records if checkpoint_every is None else checkpoint_every // trajectory.every
-    return Plan(n_runs, grid, batch_size, chunk, mesh, flat_scalars(problem, one_init, config.rule), n_records, seg)
+    return Plan(
+        n_runs,
+        grid,
+        batch_size,
+        chunk,
+        mesh,
+        flat_scalars(problem, one_init, config.rule, config.trajectory.measures),
+        n_records,
+        seg,
+    )

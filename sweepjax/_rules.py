@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
+from optax._src.transform import ScaleByRmsWithCountState, ScaleByRStdDevWithCountState
 
 from .problems._base import AbstractProblem, Params, Scalar
 from .schedules import AbstractSchedule, Constant, as_schedule, hyperparameter
+from .theory import adam_edge, momentum_edge
 
 #: axis names the engine owns; no hyperparameter may take them
 RESERVED_AXES = ("lr", "init", "seed", "step")
@@ -72,6 +75,23 @@ class AbstractRule(eqx.Module):
         (``values``: name -> every value a run takes) and fill in what they fix statically. Called once,
         on the host."""
         return self
+
+    def stability_edge(self, lr: Float[Array, ""], t: Int[Array, ""]) -> Float[Array, ""] | None:
+        """The edge of stability at step t for base step size η: the largest value of the ``edge_of``
+        curvature at which this rule's step is linearly stable on a quadratic (2/η_t for GD); None: unknown."""
+        return None
+
+    @property
+    def edge_of(self) -> str:
+        """The record that ``stability_edge`` bounds: ``"sharpness"`` (λ_max of s ⊙ H),
+        ``"preconditioned_sharpness"`` (λ_max(D^{1/2} H D^{1/2}), D = ``preconditioner``) or ``"batch_sharpness"``."""
+        return "sharpness"
+
+    def preconditioner(self, problem: AbstractProblem, params: Params, state: PyTree) -> Params | None:
+        """The diagonal D (a params-like pytree, the problem's ``step_scale()`` included) by which the step
+        scales the gradient at θ with this state, so the preconditioned sharpness is λ_max(D^{1/2} H D^{1/2})
+        = λ_max(P⁻¹H); None: none known (for GD: all ones)."""
+        return None
 
 
 def _leaf_name(path) -> str | None:
@@ -157,6 +177,18 @@ class GD(AbstractRule):
         loss, grad = jax.value_and_grad(problem.loss)(params)
         return loss, apply_update(params, grad, -self.schedule(t, lr), self.step_multipliers(problem, params, lr.dtype)), state
 
+    def stability_edge(self, lr, t):
+        """2/η_t (with ``groups``: on the sharpness of the multiplier-preconditioned Hessian)."""
+        return 2 / jnp.asarray(self.schedule(t, lr))
+
+    @property
+    def edge_of(self) -> str:
+        return "sharpness" if self.groups is None else "preconditioned_sharpness"
+
+    def preconditioner(self, problem, params, state):
+        """m_g · s per parameter leaf (``step_multipliers``; None: all 1)."""
+        return self.step_multipliers(problem, params, jnp.result_type(jax.tree.leaves(params)[0]))
+
     def resolve(self, problem, one_init, values):
         if self.groups is None:
             return self
@@ -175,6 +207,85 @@ def is_plain_gd(rule: AbstractRule) -> bool:
     return isinstance(rule, GD) and rule.groups is None and isinstance(rule.schedule, Constant)
 
 
+def _beta(h: Mapping[str, Any]):
+    return 0.0 if h.get("momentum") is None else h["momentum"]
+
+
+def _sgd_edge(eta, h):
+    return momentum_edge(eta, _beta(h), bool(h.get("nesterov", False)))
+
+
+def _adam_edge(eta, h):
+    # weight decay (adamw) left out: exact at weight_decay = 0
+    return adam_edge(eta, h["b1"], bool(h.get("nesterov", False)))
+
+
+def _one_state(state: PyTree, kinds: tuple[type, ...]):
+    """The one node of ``state`` of one of the types ``kinds`` (None: none, or several)."""
+    found = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, kinds)) if isinstance(x, kinds)]
+    return found[0] if len(found) == 1 else None
+
+
+def _adam_diagonal(state, h):
+    """1/(√(v̂ + ε_root) + ε), v̂ = ν/(1 − β₂^count): ``scale_by_adam``'s divisor of m̂."""
+    s = _one_state(state, (optax.ScaleByAdamState,))
+    if s is None:
+        return None
+    nu_hat = optax.tree.bias_correction(s.nu, h["b2"], s.count)
+    return jax.tree.map(lambda v: 1 / (jnp.sqrt(v + h["eps_root"]) + h["eps"]), nu_hat)
+
+
+_RMS_STATES = (optax.ScaleByRmsState, ScaleByRmsWithCountState, optax.ScaleByRStdDevState, ScaleByRStdDevWithCountState)
+
+
+def _rms_diagonal(state, h):
+    """``scale_by_rms``'s 1/√(v̂ + ε) (``eps_in_sqrt``, default) or 1/(√v̂ + ε); centred: v̂ − m̂² for v̂."""
+    s = _one_state(state, _RMS_STATES)
+    if s is None:
+        return None
+    decay, eps = h["decay"], h["eps"]
+    counted = "count" in s._fields  # (a NamedTuple: hasattr would find tuple.count)
+    nu = optax.tree.bias_correction(s.nu, decay, s.count) if counted else s.nu
+    if "mu" in s._fields:
+        mu = optax.tree.bias_correction(s.mu, decay, s.count) if counted else s.mu
+        nu = jax.tree.map(lambda n, m: n - m * m, nu, mu)
+    if h.get("eps_in_sqrt", True):
+        return jax.tree.map(lambda v: jax.lax.rsqrt(v + eps), nu)
+    return jax.tree.map(lambda v: 1 / (jnp.sqrt(v) + eps), nu)
+
+
+def _rss_diagonal(state, h):
+    """``scale_by_rss``'s 1/√(Σg² + ε) (0 where Σg² = 0)."""
+    s = _one_state(state, (optax.ScaleByRssState,))
+    if s is None:
+        return None
+    return jax.tree.map(lambda t: jnp.where(t > 0, jax.lax.rsqrt(t + h["eps"]), 0.0), s.sum_of_squares)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Known:
+    """What sweepjax knows of an optax factory: the record its edge bounds, the edge (η_t, hyper) and its
+    diagonal preconditioner (state, hyper) -> D or None."""
+
+    edge_of: str
+    edge: Callable[[Any, Mapping[str, Any]], Any]
+    diagonal: Callable[[PyTree, Mapping[str, Any]], Params | None] | None = None
+
+
+_PRECONDITIONED = "preconditioned_sharpness"
+#: optax factories with an established edge: (2 + 2β)/η (momentum β), Nesterov (2 + 2β)/((1 + 2β)η); Adam's
+#: EMA momentum (2 + 2β₁)/((1 − β₁)η) on λ_max(P⁻¹H) (Cohen et al. 2022); RMSProp, Adagrad 2/η on λ_max(P⁻¹H)
+_KNOWN_FACTORIES = (
+    (optax.sgd, _Known("sharpness", _sgd_edge)),
+    (optax.adam, _Known(_PRECONDITIONED, _adam_edge, _adam_diagonal)),
+    (optax.adamw, _Known(_PRECONDITIONED, _adam_edge, _adam_diagonal)),
+    (optax.nadam, _Known(_PRECONDITIONED, _adam_edge, _adam_diagonal)),
+    (optax.nadamw, _Known(_PRECONDITIONED, _adam_edge, _adam_diagonal)),
+    (optax.rmsprop, _Known(_PRECONDITIONED, _sgd_edge, _rms_diagonal)),
+    (optax.adagrad, _Known(_PRECONDITIONED, lambda eta, h: 2 / eta, _rss_diagonal)),
+)
+
+
 class Optax(AbstractRule):
     """Any optax transformation with per-run hyperparameters.
 
@@ -183,14 +294,25 @@ class Optax(AbstractRule):
     arguments (``b1=0.9``, ``momentum=0.5``, ``weight_decay=1e-4``) are hyperparameters: traced, and
     sweepable as named axes; others (``nesterov=True``) are static. ``Optax(direction)`` with a
     ``GradientTransformation`` (e.g. ``optax.scale_by_adam()``) applies θ ← θ − η_t s ⊙ u.
+
+    Stability edge: known for the factories ``optax.sgd`` ((2 + 2β)/η_t with ``momentum`` β; Nesterov
+    (2 + 2β)/((1 + 2β)η_t)), ``optax.adam``/``adamw`` ((2 + 2β₁)/((1 − β₁)η_t) on the preconditioned sharpness,
+    Cohen et al. 2022; weight decay left out), ``optax.nadam``/``nadamw`` ((2 + 2β₁)/((1 + 2β₁)(1 − β₁)η_t)),
+    ``optax.rmsprop`` (as ``sgd``'s, on the preconditioned sharpness) and ``optax.adagrad`` (2/η_t, preconditioned);
+    their ``preconditioner`` is the diagonal the next step applies, from the optax state. Other factories (lambdas
+    included: pass the factory and its keywords, ``Optax(optax.adam, b1=0.95)``) have none, unless stated:
+    ``edge=fn(η_t, **kwargs) -> edge``, called with the keywords the factory gets (e.g. ``edge=lambda eta, **_:
+    3 / eta``), and ``edge_of`` the record it bounds (default ``"sharpness"``).
     """
 
     schedule: AbstractSchedule
     hyper: dict[str, np.ndarray]
     transform: Callable[..., optax.GradientTransformation] | optax.GradientTransformation = eqx.field(static=True)
     static_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    stated_edge: Callable[..., Any] | None = eqx.field(static=True)
+    stated_edge_of: str | None = eqx.field(static=True)
 
-    def __init__(self, transform, schedule=None, **kwargs):
+    def __init__(self, transform, schedule=None, *, edge: Callable[..., Any] | None = None, edge_of: str | None = None, **kwargs):
         if not (isinstance(transform, optax.GradientTransformation) or callable(transform)):
             raise TypeError(
                 "Optax(transform) needs an optax GradientTransformation or a factory lr -> GradientTransformation, "
@@ -198,22 +320,31 @@ class Optax(AbstractRule):
             )
         if kwargs and isinstance(transform, optax.GradientTransformation):
             raise ValueError(f"Optax(direction, **kwargs): keyword arguments need a factory, got {sorted(kwargs)}")
+        if edge is not None and not callable(edge):
+            raise TypeError(f"Optax(edge=...) must be a function (η_t, **kwargs) -> edge, got {type(edge).__name__}")
+        if edge_of is not None and (edge is None or not isinstance(edge_of, str) or not edge_of):
+            raise ValueError(f"Optax(edge_of=...) must name a record (a non-empty str) and comes with edge=...; got {edge_of!r}")
         self.transform = transform
         self.schedule = as_schedule(schedule)
         numeric = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)  # noqa: E731
         self.hyper = {k: hyperparameter(v) for k, v in kwargs.items() if numeric(v)}
         self.static_kwargs = tuple((k, v) for k, v in kwargs.items() if not numeric(v))
+        self.stated_edge = edge
+        self.stated_edge_of = edge_of
 
     @property
     def is_direction(self) -> bool:
         return isinstance(self.transform, optax.GradientTransformation)
 
+    def _kwargs(self, dtype) -> dict[str, Any]:
+        """The keyword arguments the factory gets: the hyperparameters (in ``dtype``), then the static ones."""
+        return {**{k: jnp.asarray(v, dtype) for k, v in self.hyper.items()}, **dict(self.static_kwargs)}
+
     def tx(self, eta) -> optax.GradientTransformation:
         """The optax transform at step size η_t."""
         if self.is_direction:
             return self.transform
-        hyper = {k: jnp.asarray(v, jnp.result_type(eta)) for k, v in self.hyper.items()}
-        return self.transform(eta, **hyper, **dict(self.static_kwargs))
+        return self.transform(eta, **self._kwargs(jnp.result_type(eta)))
 
     def init(self, problem, params, lr):
         return self.tx(self.schedule(jnp.array(0, jnp.int32), lr)).init(params)
@@ -223,6 +354,51 @@ class Optax(AbstractRule):
         eta = self.schedule(t, lr)
         updates, state = self.tx(eta).update(grad, state, params)
         return loss, apply_update(params, updates, -eta if self.is_direction else None, problem.step_scale()), state
+
+    @property
+    def known(self) -> _Known | None:
+        """What sweepjax knows of the factory (its edge and preconditioner), None for others."""
+        if self.is_direction:
+            return None
+        return next((k for f, k in _KNOWN_FACTORIES if f is self.transform), None)
+
+    def _known_kwargs(self, dtype) -> dict[str, Any]:
+        """Every keyword of the known factory: the given ones, else its signature's defaults."""
+        params = inspect.signature(self.transform).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        return {**defaults, **self._kwargs(dtype)}
+
+    def stability_edge(self, lr, t):
+        """The stated ``edge(η_t, **kwargs)``, else the known factory's (see the class), else None."""
+        eta = jnp.asarray(self.schedule(t, lr))
+        if self.stated_edge is not None:
+            return jnp.asarray(self.stated_edge(eta, **({} if self.is_direction else self._kwargs(eta.dtype))), eta.dtype)
+        known = self.known
+        return None if known is None else jnp.asarray(known.edge(eta, self._known_kwargs(eta.dtype)), eta.dtype)
+
+    @property
+    def edge_of(self) -> str:
+        if self.stated_edge is not None:
+            return self.stated_edge_of or "sharpness"
+        known = self.known
+        return "sharpness" if known is None else known.edge_of
+
+    def preconditioner(self, problem, params, state):
+        """s ⊙ D, D the diagonal by which the step from θ with this state scales its direction (Adam's 1/(√v̂ + ε),
+        RMSProp's, Adagrad's): read from the optax state after that step's own moment update (∇f(θ) included,
+        as P_t in Cohen et al. 2022); s for ``optax.sgd``; None for other factories."""
+        known, scale = self.known, problem.step_scale()
+        if known is None:
+            return None
+        if known.diagonal is None:  # a plain gradient step (optax.sgd): the problem's multipliers
+            return scale
+        dtype = jnp.result_type(jax.tree.leaves(params)[0])
+        grad = jax.grad(problem.loss)(params)
+        _, after = self.tx(jnp.asarray(1.0, dtype)).update(grad, state, params)  # (the moments do not depend on η)
+        d = known.diagonal(after, self._known_kwargs(dtype))
+        if d is None or scale is None:
+            return d
+        return jax.tree.map(lambda a, b: a * b, d, scale)
 
 
 def _mix32(x: Array) -> Array:
@@ -289,6 +465,18 @@ class SGD(AbstractRule):
         idx, w = self.batch(problem.num_samples, t, seed)
         loss, grad = jax.value_and_grad(problem.minibatch_loss)(params, idx, w.astype(lr.dtype))
         return loss, apply_update(params, grad, -self.schedule(t, lr), problem.step_scale()), state
+
+    def stability_edge(self, lr, t):
+        """2/η_t on the batch sharpness (Andreyev & Beneventano)."""
+        return 2 / jnp.asarray(self.schedule(t, lr))
+
+    @property
+    def edge_of(self) -> str:
+        return "batch_sharpness"
+
+    def preconditioner(self, problem, params, state):
+        """The problem's step multipliers s (None: all 1)."""
+        return problem.step_scale()
 
     def resolve(self, problem, one_init, values):
         if not (hasattr(problem, "minibatch_loss") and hasattr(problem, "num_samples")):

@@ -12,6 +12,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
+from ._config import check_measures
 from ._execution import FlatScalars, flat_scalars, speculates
 from ._record import Record
 from ._rules import AbstractRule, hyperparameters, rule_from
@@ -117,6 +118,7 @@ def one_run(
     rule = rule_from(optimizer, rule).resolve(problem, one, {})
     of_problem = tuple(n for n in hyperparameters(problem) if n not in hyperparameters(rule))
     size = ravel_pytree(one)[0].size
+    check_measures(record, problem, rule, one, size)
     trajectory = Trajectory.of(record, rule, of_problem, num_steps, size, dtype, speculates(problem, one, rule))
-    coords = flat_scalars(problem, one, rule)
+    coords = flat_scalars(problem, one, rule, trajectory.measures)
     return OneRun(trajectory, problem if coords is None else coords, float(divergence_threshold), dtype)

@@ -18,8 +18,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
-from ._curvature import AbstractEigensolver, hessian_matvec
+from ._curvature import AbstractEigensolver
 from ._rules import AbstractRule, all_finite, is_plain_gd, with_hyperparameters
+from .measures._base import AbstractMeasure, Point, keep_finite
+from .measures._hessian import Sharpness
 from .problems._base import AbstractProblem, Params
 
 #: ``optimizer`` is None (plain GD), an optax direction (scaled by −η), or a factory η ↦ optax transform
@@ -44,12 +46,20 @@ def cast_floats(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
+def records_edge(rule: AbstractRule, dtype) -> bool:
+    """Whether a sweep records the rule's stability edge: every rule but plain ``GD()`` (whose edge, 2/η,
+    is the classic default) that knows its edge."""
+    if is_plain_gd(rule) or not hasattr(rule, "stability_edge"):
+        return False
+    return jax.eval_shape(rule.stability_edge, jnp.asarray(1.0, dtype), jnp.asarray(0, jnp.int32)) is not None
+
+
 class RunState(eqx.Module):
     """The scan carry of one run."""
 
     params: Params
     rule_state: Any
-    eigvec: Float[Array, " n"]  # warm start for the next sharpness estimate
+    carries: tuple[Any, ...]  # each measurement's carry (e.g. the warm start of the next eigen-estimate)
     alive: Bool[Array, ""]
     diverged_at: Int[Array, ""]  # step of divergence; meaningful only where alive is False
 
@@ -59,7 +69,7 @@ class Trajectory(eqx.Module):
 
     rule: AbstractRule
     problem_axes: tuple[str, ...] = eqx.field(static=True)  # the hyper names that set a problem parameter
-    solver: AbstractEigensolver | None = eqx.field(static=True)
+    measures: tuple[AbstractMeasure, ...] = eqx.field(static=True)  # Sharpness(solver) first, if any
     observables: bool = eqx.field(static=True)
     every: int = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
@@ -67,6 +77,12 @@ class Trajectory(eqx.Module):
     # run the steps between records speculatively (``hopeful_step``): for tiny problems on XLA:CPU, whose
     # step costs its kernel count; the bits are the same either way
     speculate: bool = eqx.field(static=True, default=False)
+    edge: bool = eqx.field(static=True, default=False)  # record the rule's stability edge at η_t
+
+    @property
+    def solver(self) -> AbstractEigensolver | None:
+        """The eigensolver of the ``sharpness`` record (None: not recorded)."""
+        return next((m.solver for m in self.measures if isinstance(m, Sharpness)), None)
 
     def run_rule(self, hyper: Hyper) -> AbstractRule:
         """The rule with this run's hyperparameters."""
@@ -79,13 +95,11 @@ class Trajectory(eqx.Module):
     def init_state(self, problem: AbstractProblem, lr, hyper: Hyper, params: Params) -> RunState:
         problem = self.run_problem(problem, hyper)
         flat = ravel_pytree(params)[0]
-        # a fixed, generic start vector (not an eigenvector of structured Hessians)
         dtype = flat.dtype if self.sharpness_dtype is None else self.sharpness_dtype
-        v0 = 1.0 + 0.5 * jnp.sin(jnp.arange(flat.size, dtype=dtype) * 1.618)
         return RunState(
             params=params,
             rule_state=self.run_rule(hyper).init(problem, params, lr),
-            eigvec=v0 / jnp.linalg.norm(v0),
+            carries=tuple(m.init(flat.size, dtype) for m in self.measures),
             alive=jnp.array(True),
             diverged_at=jnp.array(0, jnp.int32),
         )
@@ -114,7 +128,7 @@ class Trajectory(eqx.Module):
         return RunState(
             params=keep(new_params, state.params),
             rule_state=keep(rule_state, state.rule_state),
-            eigvec=state.eigvec,
+            carries=state.carries,
             alive=state.alive & ~(active & bad),
             diverged_at=jnp.where(active & bad, jnp.where(bad_here, t, t + 1), state.diverged_at).astype(jnp.int32),
         )
@@ -134,35 +148,47 @@ class Trajectory(eqx.Module):
             lambda s: (s.params, s.rule_state), state, (keep(new_params, state.params), keep(rule_state, state.rule_state))
         )
 
-    def measure(self, problem: AbstractProblem, hyper: Hyper, threshold, state: RunState) -> tuple[dict[str, Array], RunState]:
-        """Loss, observables (the problem's, then the rule's) and sharpness at θ; NaN where the run is dead
-        or θ is bad."""
-        params, problem = state.params, self.run_problem(problem, hyper)
+    def measure(
+        self, problem: AbstractProblem, lr, hyper: Hyper, threshold, state: RunState, t
+    ) -> tuple[dict[str, Array], RunState]:
+        """Loss, observables (the problem's, then the rule's), the rule's stability edge and each due
+        measurement (sharpness first) at θ_t; NaN where the run is dead or θ is bad."""
+        params, problem, rule = state.params, self.run_problem(problem, hyper), self.run_rule(hyper)
         # in the training dtype (a loss may return a Python float, or float64 constants under x64)
         loss = jnp.asarray(problem.loss(params), ravel_pytree(params)[0].dtype)
         ok = state.alive & jnp.isfinite(loss) & (loss <= threshold)
         out = {"loss": loss}
         if self.observables:
             out.update(problem.observables(params))
-            out.update(self.run_rule(hyper).observables(problem, params, state.rule_state))
-        eigvec = state.eigvec
-        sharp = {}
-        if self.solver is not None:
-            p, hp = problem, params
-            if self.sharpness_dtype is not None:  # the HVPs and the solver in their own precision
-                p, hp = cast_floats((problem, params), self.sharpness_dtype)
-            matvec, _ = hessian_matvec(p.loss, hp, p.step_scale())
-            eig = self.solver(matvec, state.eigvec)
-            sharp = {"sharpness": eig.value}
-            if not self.solver.exact:  # an exact solve has no residual: no constant array to record
-                sharp["sharpness_residual"] = eig.residual
-            good_vec = ok & jnp.all(jnp.isfinite(eig.vector))
-            eigvec = jnp.where(good_vec, eig.vector.astype(eigvec.dtype), eigvec)
+            out.update(rule.observables(problem, params, state.rule_state))
+        if self.edge:
+            out["edge"] = rule.stability_edge(lr, t)
         nan = jnp.array(jnp.nan, loss.dtype)
         out = {k: jnp.where(ok, jnp.asarray(v, loss.dtype), nan) for k, v in out.items()}
+        seed = hyper.get("seed", jnp.array(0, jnp.uint32))
+        point = Point(problem, params, rule, state.rule_state, lr, jnp.asarray(t, jnp.int32), seed)
         sd = loss.dtype if self.sharpness_dtype is None else self.sharpness_dtype
-        out.update({k: jnp.where(ok, jnp.asarray(v, sd), jnp.array(jnp.nan, sd)) for k, v in sharp.items()})
-        return out, eqx.tree_at(lambda s: s.eigvec, state, eigvec)
+        if self.sharpness_dtype is not None:  # the measurements in their own precision
+            point = cast_floats(point, self.sharpness_dtype)
+        carries = []
+        for m, carry in zip(self.measures, state.carries):
+            values, new = self._measure_one(m, point, carry, t, sd)
+            out.update({k: jnp.where(ok, v, jnp.array(jnp.nan, sd)) for k, v in values.items()})
+            carries.append(keep_finite(new, carry, ok))
+        return out, eqx.tree_at(lambda s: s.carries, state, tuple(carries))
+
+    def _measure_one(self, m: AbstractMeasure, point: Point, carry, t, dtype):
+        """m's values (in ``dtype``) and new carry at θ_t; NaN and the old carry at a record it is not due."""
+
+        def compute():
+            values, new = m(point, carry)
+            return {k: jnp.asarray(v, dtype) for k, v in values.items()}, jax.tree.map(lambda a, b: a.astype(b.dtype), new, carry)
+
+        if m.every is None or m.every == self.every:
+            return compute()
+        skip = {k: jnp.full(shape, jnp.nan, dtype) for k, shape in m.shapes(point.num_params).items()}
+        # t is shared by the batch: cond skips the work at the records in between
+        return jax.lax.cond(t % m.every == 0, compute, lambda: (skip, carry))
 
     def start(self, problem: AbstractProblem, lrs: Float[Array, " b"], hyper: Hyper, params: Params) -> RunState:
         """The initial states of a batch of runs (params and hyper with a leading batch axis)."""
@@ -189,7 +215,7 @@ class Trajectory(eqx.Module):
         compute the same steps in the same loop body, so the carry can be saved in between.
         """
         k = self.every
-        measure = jax.vmap(lambda h, s: self.measure(problem, h, threshold, s))
+        measure = jax.vmap(lambda lr, h, s, t: self.measure(problem, lr, h, threshold, s, t), in_axes=(0, 0, 0, None))
         step = jax.vmap(lambda lr, h, b, s, t: self.step(problem, lr, h, threshold, b, s, t), in_axes=(0, 0, 0, 0, None))
 
         hopeful = jax.vmap(
@@ -232,7 +258,7 @@ class Trajectory(eqx.Module):
 
         def outer(carry, t0):
             state, hope, _ = carry
-            rec, state = measure(hyper, state)
+            rec, state = measure(lrs, hyper, state, t0)
             # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
             state, hope = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _, h: (s, h), state, t0, hope)
             if on_record is not None:
@@ -242,7 +268,7 @@ class Trajectory(eqx.Module):
             return (state, hope, rec), {n: jnp.where(within(v), v, jnp.nan) for n, v in rec.items()}
 
         t0s = t_start + k * jnp.arange(n_records)
-        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, hyper, state)[0])
+        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, lrs, hyper, state, t_start)[0])
         hope = (jnp.int32(0), jnp.int32(1))  # the first sub-block runs exactly: many runs diverge early
         (state, _, last), records = jax.lax.scan(outer, (state, hope, last), t0s)
         return records, last, state
@@ -272,12 +298,13 @@ class Trajectory(eqx.Module):
         return cls(
             rule=rule if is_plain_gd(rule) else cast_floats(rule, dtype),  # (GD() has no leaves: skip the walk)
             problem_axes=tuple(problem_axes),
-            solver=record.solver(num_params),
+            measures=record.measurements(num_params),
             observables=record.observables,
             every=record.every,
             num_steps=num_steps,
             sharpness_dtype=None if sdt is None or sdt == dtype else sdt,  # (not `in`: np.dtype(None) is float64)
             speculate=speculate,
+            edge=records_edge(rule, dtype),
         )
 
     @property

@@ -12,11 +12,14 @@ from ._drawing import (
     _PHASE_STYLE,
     _draw_cells,
     _draw_overlays,
+    _edge_constant,
+    _edge_label,
     _finish,
     _get_cmap,
     _grid_quantity,
     _new_axes,
     _view,
+    _with_edge_overlay,
 )
 from ._phases import Phase as _Phase, _lr_grid, classify as _classify
 from ._select import as_indices as _as_indices, mode as _mode
@@ -36,7 +39,7 @@ if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public
     #: how to reduce the dims not drawn: a name, or fn(array, axis=tuple of axes) -> the reduced array
     Reduce = str | Callable[..., Any]
 
-__all__ = ["phase_diagram", "phase_map", "trajectories", "versus_prediction"]
+__all__ = ["phase_diagram", "phase_map", "spectral_density", "trajectories", "versus_prediction"]
 
 
 def phase_diagram(
@@ -94,7 +97,10 @@ def phase_diagram(
             out) or a callable ``fn(array, axis=tuple_of_axes)``. A cell then counts as diverged
             when all of its runs diverged.
         overlay: curves y = f(x) drawn over the map (f of η for x = lr): a callable (e.g.
-            ``theory.eos_limit``), a (callable, label) pair, or a list of either.
+            ``theory.eos_limit``, or ``theory.edge_line(rule)``: the rule's stability edge, labelled), a
+            (callable, label) pair, ``"edge"`` (the sweep's recorded edge c/η, labelled ``"38/η"``: 2/η for GD,
+            (2 + 2β₁)/((1 − β₁)η) on the preconditioned sharpness for Adam; 2/η when none is recorded), or a
+            list of these.
         log_x, log_y: log-scale axes (cells then have geometric edges); None (default): log for
             ``lr``, and for a named axis whose values are positive and span more than a decade
             (``seed`` and ``init`` stay linear).
@@ -147,7 +153,7 @@ def phase_diagram(
         cs = ax.contour(grid.x, ys, data, levels=_np.asarray(levels), colors="white", linewidths=0.7, alpha=0.7)
         ax.clabel(cs, fontsize="x-small", fmt="%.3g")
 
-    handles = _draw_overlays(ax, overlay, grid, view.log_x)
+    handles = _draw_overlays(ax, _with_edge_overlay(result, overlay, view, "phase_diagram"), grid, view.log_x)
     if _np.any(diverged & mask_diverged):
         n = int(diverged.sum())
         handles.append(mpatches.Patch(color=diverged_color, label=f"diverged ({n}/{diverged.size})"))
@@ -216,6 +222,7 @@ def phase_map(
     Example:
         ```python
         sj.plot.phase_map(res, curvature="ntk", edge=8, overlay=(lambda lr: 8 / lr, "8/η"))
+        sj.plot.phase_diagram(adam_res, "final_preconditioned_sharpness", overlay="edge")  # 38/η
         ```
     """
     import matplotlib.colors as mcolors
@@ -245,9 +252,40 @@ def phase_map(
         for p in _Phase
         if (n := _np.count_nonzero(shown == p))
     ]
-    handles += _draw_overlays(ax, overlay, view.grid, view.log_x)
+    handles += _draw_overlays(ax, _with_edge_overlay(result, overlay, view, "phase_map"), view.grid, view.log_x)
     _finish(ax, view, handles if legend else [])
     return ax
+
+
+def _chosen_runs(result: SweepResult, caller: str, lr_index, init_index, axis_index):
+    """The runs selected by (lr_index, axis_index, init_index), paired like ``zip`` (scalars broadcast):
+    (list of grid indices, the broadcast index arrays, the named axes of size > 1 as (dim, name, values))."""
+    n_lr, n_init = result.shape[0], result.shape[-1]
+    axis_index = dict(axis_index or {})
+    unknown = sorted(set(axis_index) - set(result.axes))
+    if unknown:
+        raise ValueError(f"axis_index names {unknown}, which are not named axes of this result ({list(result.axes)})")
+    missing = [k for k, v in result.axes.items() if v.size > 1 and k not in axis_index]
+    if missing:
+        raise ValueError(
+            f"{caller}: give the index of the runs along the named axes {missing} (axis_index="
+            f"{ {k: 0 for k in missing} }) or pass result.isel({', '.join(f'{k}=0' for k in missing)})"
+        )
+    index = [_as_indices(lr_index, n_lr, "lr_index")]
+    index += [_as_indices(axis_index.get(k, 0), v.size, f"axis_index[{k!r}]") for k, v in result.axes.items()]
+    index.append(_as_indices(init_index, n_init, "init_index"))
+    sizes = {i.size for i in index} - {1}
+    if len(sizes) > 1:
+        lengths = ", ".join(f"{d} {i.size}" for d, i in zip(result.dims, index))
+        raise ValueError(f"lr_index, init_index and axis_index have different lengths ({lengths})")
+    index = _np.broadcast_arrays(*index)
+    shown_axes = [(n, k, v) for n, (k, v) in enumerate(result.axes.items(), start=1) if v.size > 1]
+    return list(zip(*index)), index, shown_axes
+
+
+def _run_label(result: SweepResult, run, shown_axes) -> str:
+    names = "".join(f", {name}={v[run[n]].item():.3g}" for n, name, v in shown_axes)
+    return f"η={_lr_grid(result)[run]:.3g}{names}, init {run[-1]}"
 
 
 def trajectories(
@@ -273,7 +311,9 @@ def trajectories(
             (ints or sequences, paired with ``lr_index`` and ``init_index`` as those are with each
             other). Every named axis of size > 1 needs one; or pass ``result.isel(b1=0)``.
         quantities: record names (``result[name]`` shaped (*result.shape, n_record)).
-        eos_line: on the ``"sharpness"`` panel draw y = 2/η for each run, dashed in its colour.
+        eos_line: on the panel of the curvature the rule's edge bounds (``result.metadata["edge_of"]``,
+            default ``"sharpness"``) draw each run's stability edge, dashed in its colour: the recorded
+            ``"edge"`` (e.g. 38/η for Adam, 2/η_t under a schedule), else y = 2/η.
         log_loss: log-scale the ``"loss"`` panel when the plotted losses are all positive.
 
     Returns:
@@ -288,27 +328,7 @@ def trajectories(
     quantities = [quantities] if isinstance(quantities, str) else list(quantities)
     if not quantities:
         raise ValueError("quantities must name at least one record")
-    n_lr, n_init = result.shape[0], result.shape[-1]
-    axis_index = dict(axis_index or {})
-    unknown = sorted(set(axis_index) - set(result.axes))
-    if unknown:
-        raise ValueError(f"axis_index names {unknown}, which are not named axes of this result ({list(result.axes)})")
-    missing = [k for k, v in result.axes.items() if v.size > 1 and k not in axis_index]
-    if missing:
-        raise ValueError(
-            f"trajectories: give the index of the runs along the named axes {missing} (axis_index="
-            f"{ {k: 0 for k in missing} }) or pass result.isel({', '.join(f'{k}=0' for k in missing)})"
-        )
-    index = [_as_indices(lr_index, n_lr, "lr_index")]
-    index += [_as_indices(axis_index.get(k, 0), v.size, f"axis_index[{k!r}]") for k, v in result.axes.items()]
-    index.append(_as_indices(init_index, n_init, "init_index"))
-    sizes = {i.size for i in index} - {1}
-    if len(sizes) > 1:
-        lengths = ", ".join(f"{d} {i.size}" for d, i in zip(result.dims, index))
-        raise ValueError(f"lr_index, init_index and axis_index have different lengths ({lengths})")
-    index = _np.broadcast_arrays(*index)
-    runs = list(zip(*index))
-    shown_axes = [(n, k, v) for n, (k, v) in enumerate(result.axes.items(), start=1) if v.size > 1]
+    runs, index, shown_axes = _chosen_runs(result, "trajectories", lr_index, init_index, axis_index)
     for q in quantities:
         if q not in result.records:
             raise ValueError(f"unknown record {q!r}; known records {sorted(result.records)}")
@@ -321,20 +341,28 @@ def trajectories(
             raise ValueError(f"got {len(axes)} axes for {len(quantities)} quantities")
     steps = _np.asarray(result.steps)
     lrs = _lr_grid(result)  # each run's own η, also for per-init columns
+    recorded = "edge" in result.records
+    edge_of = result.metadata.get("edge_of", "sharpness") if recorded else "sharpness"
     for a, q in zip(axes, quantities):
         data = _np.asarray(result[q], dtype=float)
         for k, run in enumerate(runs):
             color = f"C{k % 10}"
-            names = "".join(f", {name}={v[run[n]].item():.3g}" for n, name, v in shown_axes)
-            a.plot(steps, data[run], color=color, lw=1.2, label=f"η={lrs[run]:.3g}{names}, init {run[-1]}")
-            if eos_line and q == "sharpness":
+            a.plot(steps, data[run], color=color, lw=1.2, label=_run_label(result, run, shown_axes))
+            if eos_line and q == edge_of and recorded:
+                a.plot(steps, _np.asarray(result.records["edge"], dtype=float)[run], color=color, ls="--", lw=1.0)
+            elif eos_line and q == edge_of:
                 a.axhline(float(_theory.eos_limit(float(lrs[run]))), color=color, ls="--", lw=1.0)
         if q == "loss" and log_loss:
             shown = data[tuple(index)]
             shown = shown[_np.isfinite(shown)]
             if shown.size and _np.all(shown > 0):
                 a.set_yscale("log")
-        a.set_ylabel(q + (" (dashed: 2/η)" if eos_line and q == "sharpness" else ""))
+        if eos_line and q == edge_of:
+            c = _edge_constant(result)[tuple(index)] if recorded else _np.array([2.0])
+            one = bool(_np.all(_np.isfinite(c)) and _np.isclose(c.min(), c.max(), rtol=1e-6))
+            a.set_ylabel(f"{q} (dashed: {_edge_label(float(c.min()), 'sharpness') if one else 'its edge'})")
+        else:
+            a.set_ylabel(q)
     axes[-1].set_xlabel("step t")
     axes[0].legend(fontsize="small")
     return axes
@@ -391,4 +419,67 @@ def versus_prediction(
     ax.set_ylabel(f"measured {qlabel}".strip())
     ax.set_title(f"{ok.mean():.1%} of {ok.size} runs within {rtol:.0%} of the prediction", fontsize="medium")
     ax.legend(fontsize="small", loc="upper left")
+    return ax
+
+
+def spectral_density(
+    result: SweepResult,
+    ax: Axes | None = None,
+    *,
+    lr_index: int | Sequence[int],
+    init_index: int | Sequence[int],
+    axis_index: Mapping[str, int | Sequence[int]] | None = None,
+    step: int | None = None,
+    sigma: float | None = None,
+    num_points: int = 400,
+    log: bool = True,
+) -> Axes:
+    """The Hessian's spectral density of selected runs at one step, from a sweep that recorded
+    ``sj.measures.SpectralDensity``: the quadrature nodes and weights smoothed by Gaussians of width ``sigma``
+    (``sj.measures.density``), one line per run, with the fraction of negative mass in the legend.
+
+    Args:
+        result: a ``SweepResult`` with ``density_nodes`` and ``density_weights`` records.
+        lr_index, init_index, axis_index: the runs, as in ``trajectories``.
+        step: the step t to show (the record at or before it where the density was measured; default: the
+            last record where it was).
+        sigma: the smoothing width (default: 1/100 of the range of the drawn nodes).
+        num_points: grid points of each curve.
+        log: log-scale the density axis (the bulk near 0 and the outliers on one plot).
+    """
+    from ._spectrum import density, negative_mass
+
+    for name in ("density_nodes", "density_weights"):
+        if name not in result.records:
+            raise ValueError(f"spectral_density needs the {name!r} record: Record(measures=[sj.measures.SpectralDensity()])")
+    runs, _, shown_axes = _chosen_runs(result, "spectral_density", lr_index, init_index, axis_index)
+    nodes_all, weights_all = _np.asarray(result.records["density_nodes"]), _np.asarray(result.records["density_weights"])
+    steps = _np.asarray(result.steps)
+    picked = []
+    for run in runs:
+        measured = _np.flatnonzero(
+            _np.all(_np.isfinite(nodes_all[run]), axis=-1) & (steps <= (steps[-1] if step is None else step))
+        )
+        if measured.size == 0:
+            raise ValueError(f"run {run} has no density measured at or before step {step}")
+        r = measured[-1]
+        picked.append((run, nodes_all[run][r], weights_all[run][r], steps[r]))
+    lo = min(p[1].min() for p in picked)
+    hi = max(p[1].max() for p in picked)
+    width = sigma if sigma is not None else max(hi - lo, 1e-12) / 100
+    grid = _np.linspace(lo - 5 * width, hi + 5 * width, num_points)
+    if ax is None:
+        ax = _new_axes()[0]
+    for k, (run, nodes, weights, t) in enumerate(picked):
+        values = _np.asarray(density(nodes, weights, grid, width))
+        neg = float(negative_mass(nodes, weights))
+        label = f"{_run_label(result, run, shown_axes)}, t={int(t)} (negative mass {neg:.2g})"
+        ax.plot(grid, _np.maximum(values, 1e-300) if log else values, color=f"C{k % 10}", lw=1.2, label=label)
+    if log:
+        ax.set_yscale("log")
+        top = max(ln.get_ydata().max() for ln in ax.get_lines())
+        ax.set_ylim(top * 1e-8, top * 2)
+    ax.set_xlabel("eigenvalue of the Hessian")
+    ax.set_ylabel(f"density (Gaussian σ = {width:.2g})")
+    ax.legend(fontsize="small")
     return ax

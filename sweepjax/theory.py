@@ -17,6 +17,7 @@ from jaxtyping import ArrayLike
 
 if TYPE_CHECKING:
     from ._result import SweepResult
+    from ._rules import AbstractRule
 
 
 def _namespace(*args):
@@ -30,6 +31,74 @@ def eos_limit(lr: ArrayLike) -> ArrayLike:
     """Edge-of-stability sharpness 2/η: GD on a quadratic of curvature λ diverges iff λ > 2/η."""
     _, (lr,) = _namespace(lr)
     return 2.0 / lr
+
+
+def momentum_edge(lr: ArrayLike, beta: ArrayLike = 0.0, nesterov: bool = False) -> ArrayLike:
+    """(2 + 2β)/η: heavy-ball momentum β (optax's ``trace``: u_t = g_t + βu_{t−1}, θ ← θ − ηu_t) on a
+    quadratic of curvature λ is stable iff λ < (2 + 2β)/η; Nesterov (θ ← θ − η(g_t + βu_t)): (2 + 2β)/((1 + 2β)η).
+
+    From the iteration matrix on (θ_t, u_{t−1}): heavy ball z² − (1 + β − ηλ)z + β, Nesterov
+    z² − (1 + β)(1 − ηλ)z + β(1 − ηλ); a root leaves the unit disc through z = −1 at these λ.
+    """
+    _, (lr, beta) = _namespace(lr, beta)
+    return (2 + 2 * beta) / ((1 + 2 * beta) * lr) if nesterov else (2 + 2 * beta) / lr
+
+
+def adam_edge(lr: ArrayLike, b1: ArrayLike = 0.9, nesterov: bool = False) -> ArrayLike:
+    """(2 + 2β₁)/((1 − β₁)η): the edge of Adam's preconditioned sharpness λ_max(P⁻¹H), P = diag(√v̂ + ε), with
+    P frozen (38/η at β₁ = 0.9; Cohen et al. 2022). Adam's m = (1 − β₁)·trace, so it is ``momentum_edge`` at step
+    (1 − β₁)η; Nadam (``nesterov``): (2 + 2β₁)/((1 + 2β₁)(1 − β₁)η)."""
+    _, (lr, b1) = _namespace(lr, b1)
+    return momentum_edge((1 - b1) * lr, b1, nesterov)
+
+
+def stability_edge(rule: AbstractRule, lr: ArrayLike, t: int = 0) -> ArrayLike:
+    """An update rule's stability edge at step t for each base step size η in ``lr`` (``rule.stability_edge``
+    evaluated on the host): 2/η for ``GD()``, (2 + 2β)/η for ``Optax(optax.sgd, momentum=β)``, 38/η (on the
+    preconditioned sharpness, ``rule.edge_of``) for ``Optax(optax.adam)``, 2/η_t under a schedule.
+
+    Returns NumPy values shaped like ``lr`` (a float for a number); a ValueError if the rule's edge is unknown.
+    """
+    from ._rules import AbstractRule
+
+    if not isinstance(rule, AbstractRule):
+        raise TypeError(f"rule must be a sweepjax update rule (sj.GD, sj.Optax, ...), got {type(rule).__name__}")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+        raise ValueError(f"t must be a step (an int >= 0), got {t!r}")
+    lrs = np.asarray(lr, dtype=float)
+    step = jnp.asarray(t, jnp.int32)
+    out = jax.vmap(lambda eta: rule.stability_edge(eta, step))(jnp.asarray(lrs.ravel()))
+    if out is None:
+        raise ValueError(
+            f"{type(rule).__name__} has no known stability edge (known: GD, SGD, optax sgd/adam/adamw/nadam/rmsprop/"
+            "adagrad factories); state one with sj.Optax(factory, edge=fn(eta, **kwargs), edge_of=...)"
+        )
+    out = np.asarray(out, dtype=float).reshape(lrs.shape)
+    return float(out) if out.ndim == 0 else out
+
+
+class EdgeLine:
+    """η ↦ ``stability_edge(rule, η, t)``, an overlay for ``plot.phase_diagram`` / ``phase_map``, labelled with
+    its formula (``"38/η"`` for Adam at β₁ = 0.9) and naming the record it bounds (``edge_of``)."""
+
+    def __init__(self, rule: AbstractRule, t: int = 0):
+        self.rule, self.t = rule, t
+        self.edge_of = rule.edge_of
+        c = stability_edge(rule, np.array([1.0, 2.0]), t) * np.array([1.0, 2.0])  # the edge is c/η when c is one number
+        one = bool(np.all(np.isfinite(c)) and np.isclose(c[0], c[1], rtol=1e-6, atol=0.0))
+        self.label = f"{c[0]:.3g}/η" if one else f"{type(rule).__name__}'s edge at t = {t}"
+
+    def __call__(self, lr: ArrayLike) -> ArrayLike:
+        return stability_edge(self.rule, lr, self.t)
+
+    def __repr__(self) -> str:
+        return f"EdgeLine({self.label!r} on {self.edge_of})"
+
+
+def edge_line(rule: AbstractRule, t: int = 0) -> EdgeLine:
+    """The rule's stability edge as a function of η at step t, labelled (an ``overlay`` for the plots):
+    ``sj.plot.phase_diagram(res, overlay=theory.edge_line(sj.Optax(optax.adam)))`` draws 38/η."""
+    return EdgeLine(rule, t)
 
 
 def gradient_flow_sharpness(x0: ArrayLike, y0: ArrayLike) -> ArrayLike:

@@ -28,7 +28,9 @@ def net_sweep(**kwargs):
     k1, k2 = jax.random.split(jax.random.key(0))
     inits = {"w1": jax.random.normal(k1, (3, 3, 4)), "w2": jax.random.normal(k2, (3, 4))}
     return sj.sweep(mlp, np.geomspace(0.1, 5.0, 4), inits, num_steps=40,
-                    record=sj.Record(every=10, sharpness=sj.Lanczos(order=4)), batch_size=1, **kwargs)
+                    record=sj.Record(every=10, sharpness=sj.Lanczos(order=4), measures=[
+                        sj.measures.TopEigenvalues(k=2, iters=2, every=20), sj.measures.SpectralDensity(order=3, every=20)]),
+                    batch_size=1, **kwargs)
 
 def linear(model, X):
     return X @ model["w"]
@@ -37,7 +39,8 @@ def sgd_sweep():
     X = np.linspace(-1.0, 1.0, 60, dtype=np.float32).reshape(20, 3)
     prob = sj.problems.Supervised({"w": jnp.zeros(3)}, X, np.sin(3 * X[:, 0]), apply=linear)
     return sj.sweep(prob, [0.05, 0.2], {"w": np.zeros((3, 3), np.float32)}, num_steps=30,
-                    record=sj.Record(every=10, sharpness=None), rule=sj.SGD(batch_size=4), batch_size=2,
+                    record=sj.Record(every=10, sharpness=None, measures=[sj.measures.BatchSharpness(num_batches=2)]),
+                    rule=sj.SGD(batch_size=4), batch_size=2,
                     axes={"seed": [0, 1, 2], "batch_size": [2, 5]})
 
 def run():

@@ -281,3 +281,24 @@ def test_phase_map_classifies_when_no_phases_are_given_and_checks_input():
         plot.phase_map(res, CODES, edge=8.0)
     with pytest.raises(ValueError, match="colors keys"):
         plot.phase_map(res, CODES, colors={"eos": "red"})
+
+
+def test_spectral_density_draws_the_recorded_density_peaked_at_the_eigenvalues():
+    """A quadratic with eigenvalues −1, 2, 5 (SLQ with order ≥ n is exact): the smoothed density peaks there,
+    and the legend gives the negative mass 1/3 · (the probes' weight on that eigenvector)."""
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.diag([-1.0, 2.0, 5.0]))
+    prob = sj.problems.Objective(lambda th: 0.5 * th @ a.astype(th.dtype) @ th, params_like=jnp.zeros(3))
+    rec = sj.Record(every=5, sharpness=None, measures=[sj.measures.SpectralDensity(order=4, probes=3, every=10)])
+    res = sj.sweep(prob, [0.01, 0.1], np.ones((2, 3)) * 1e-3, num_steps=20, record=rec)
+    ax = sj.plot.spectral_density(res, lr_index=[0, 1], init_index=1, step=15, sigma=0.1)
+    lines = ax.get_lines()
+    assert len(lines) == 2 and "t=10" in lines[0].get_label()
+    x, y = lines[0].get_data()
+    peaks = x[1:-1][(y[1:-1] >= y[:-2]) & (y[1:-1] > y[2:])]  # (a symmetric peak may be two equal points)
+    np.testing.assert_allclose(np.sort(peaks), [-1.0, 2.0, 5.0], atol=0.02)
+    assert "negative mass 0.33" in lines[0].get_label()  # Rademacher probes weigh each eigenvector equally
+    with pytest.raises(ValueError, match="density_nodes"):
+        sj.plot.spectral_density(sj.sweep(prob, [0.01], np.ones((1, 3)), num_steps=2), lr_index=0, init_index=0)
+    plt.close("all")

@@ -42,4 +42,5 @@ def test_the_layout_lists_what_a_sweep_records():
     prob = sj.problems.ProductLoss("sqrt")
     res = sj.sweep(prob, [0.1], prob.init_grid(np.array([2.0]), x0=0.5), num_steps=10, record=record, rule=sj.WithFlow(sj.GD()))
     assert set(res.records) == set(record.layout({n: () for n in ("xy", "y2_minus_x2")}, {
-        n: () for n in ("flow_distance", "flow_loss", "flow_time")}, 2))  # fmt: skip
+        n: () for n in ("flow_distance", "flow_loss", "flow_time")}, 2, edge=True))  # fmt: skip
+    assert res.metadata["edge_of"] == "sharpness"  # WithFlow(GD()) records GD's edge 2/η
