@@ -10,7 +10,9 @@ from . import (
     schedules as schedules,
     theory as theory,
 )
+from ._bifurcation import late_values as late_values
 from ._boundary import Boundary as Boundary, find_boundary as find_boundary
+from ._central import CentralFlow as CentralFlow
 from ._criteria import criteria as criteria
 from ._curvature import (
     DenseEigh as DenseEigh,
@@ -20,6 +22,11 @@ from ._curvature import (
     hessian_matvec as hessian_matvec,
     hvp as hvp,
     sharpness as sharpness,
+)
+from ._dimension import (
+    BoxCounting as BoxCounting,
+    boundary_point as boundary_point,
+    box_counting_dimension as box_counting_dimension,
 )
 from ._export import load as load
 from ._flow import GradientFlow as GradientFlow, WithFlow as WithFlow

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
-from optax._src.transform import ScaleByRmsWithCountState, ScaleByRStdDevWithCountState
 
 from .problems._base import AbstractProblem, Params, Scalar
 from .schedules import AbstractSchedule, Constant, as_schedule, hyperparameter
@@ -235,7 +234,15 @@ def _adam_diagonal(state, h):
     return jax.tree.map(lambda v: 1 / (jnp.sqrt(v + h["eps_root"]) + h["eps"]), nu_hat)
 
 
-_RMS_STATES = (optax.ScaleByRmsState, ScaleByRmsWithCountState, optax.ScaleByRStdDevState, ScaleByRStdDevWithCountState)
+def _rms_states() -> tuple[type, ...]:
+    """RMSProp's state types; the bias-corrected ``...WithCount`` ones are private to optax (absent: skipped)."""
+    from optax._src import transform
+
+    names = ("ScaleByRmsWithCountState", "ScaleByRStdDevWithCountState")
+    return (optax.ScaleByRmsState, optax.ScaleByRStdDevState, *(getattr(transform, n) for n in names if hasattr(transform, n)))
+
+
+_RMS_STATES = _rms_states()
 
 
 def _rms_diagonal(state, h):

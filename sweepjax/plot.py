@@ -39,7 +39,7 @@ if _typing.TYPE_CHECKING:  # names for the annotations only: the module's public
     #: how to reduce the dims not drawn: a name, or fn(array, axis=tuple of axes) -> the reduced array
     Reduce = str | Callable[..., Any]
 
-__all__ = ["phase_diagram", "phase_map", "spectral_density", "trajectories", "versus_prediction"]
+__all__ = ["bifurcation", "phase_diagram", "phase_map", "spectral_density", "trajectories", "versus_prediction"]
 
 
 def phase_diagram(
@@ -482,4 +482,88 @@ def spectral_density(
     ax.set_xlabel("eigenvalue of the Hessian")
     ax.set_ylabel(f"density (Gaussian σ = {width:.2g})")
     ax.legend(fontsize="small")
+    return ax
+
+
+def bifurcation(
+    result: SweepResult,
+    quantity: str | np.ndarray = "loss",
+    ax: Axes | None = None,
+    *,
+    fraction: float = 0.2,
+    init_index: int | Sequence[int] | None = 0,
+    axis_index: Mapping[str, int] | None = None,
+    log_x: bool = True,
+    log_y: bool = False,
+    mark_diverged: bool = True,
+    label: str | None = None,
+    color: Any = None,
+    s: float = 4.0,
+    **scatter_kwargs,
+) -> Axes:
+    """Bifurcation diagram: for each η, the values a record takes over the last ``fraction`` of the records.
+
+    A fixed point shows as one dot per η, a period-2 orbit as two, chaos as a band (Kalra et al.'s UV-model
+    figures); diverged runs are marked on the η axis (an ``x`` at the bottom, in ``phase_diagram``'s
+    diverged colour) and their values left out. The data are ``late_values(result, quantity, fraction)``.
+
+    Args:
+        result: a ``SweepResult``.
+        quantity: a scalar record name (``"loss"``, ``"sharpness"``, an observable) or an array shaped
+            (*result.shape, n_record), e.g. ``res["sharpness"] * res.lrs[:, None, None] / 2``.
+        ax: the axes (a new figure when None).
+        fraction: the late part of the records, in (0, 1]: the last ⌈fraction · n_record⌉ of them.
+        init_index: the init(s) drawn, one colour each; None draws every init.
+        axis_index: for a result with named axes, one index along each of size > 1 (``{"b1": 2}``).
+        log_x, log_y: log-scale η (default) and the values.
+        mark_diverged: mark diverged runs on the η axis.
+        label: the y label (default: the record's name and the fraction).
+        color: the dots' colour (default: C0, C1, … per init).
+        s: the dots' size; ``scatter_kwargs`` go to ``ax.scatter``.
+
+    Returns:
+        the axes; each init's dots are one collection, with offsets (η, value) for every finite late value
+        of every run that did not diverge (lr-major, then record order), followed by the diverged marks.
+    """
+    import matplotlib.transforms as mtransforms
+
+    from ._bifurcation import late_values, record_array
+
+    values, name = record_array(result, quantity)
+    late = late_values(result, values, fraction)
+    lrs = _lr_grid(result)
+    n_lr, n_init = result.shape[0], result.shape[-1]
+    inits = range(n_init) if init_index is None else _np.atleast_1d(_as_indices(init_index, n_init, "init_index"))
+    if ax is None:
+        ax = _new_axes()[0]
+    bottom = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    drawn_any_diverged = False
+    for k, j in enumerate(inits):
+        runs, _, _ = _chosen_runs(result, "bifurcation", _np.arange(n_lr), int(j), axis_index)
+        diverged = _np.array([bool(result.diverged[run]) for run in runs])
+        eta = _np.array([lrs[run] for run in runs])
+        vals = _np.stack([late[run] for run in runs])  # (n_lr, k)
+        keep = ~diverged[:, None] & _np.isfinite(vals)
+        if log_y:
+            keep &= vals > 0
+        xs = _np.broadcast_to(eta[:, None], vals.shape)[keep]
+        c = color if color is not None else f"C{k % 10}"
+        tag = f"init {int(j)}" if len(inits) > 1 else None
+        ax.scatter(xs, vals[keep], s=s, color=c, linewidths=0, label=tag, **scatter_kwargs)
+        if mark_diverged and diverged.any():
+            ax.scatter(eta[diverged], _np.full(int(diverged.sum()), 0.03), marker="x", color=_DIVERGED_COLOR,
+                       transform=bottom, clip_on=False, label=None if drawn_any_diverged else "diverged")  # fmt: skip
+            drawn_any_diverged = True
+            xy = _np.column_stack([eta[diverged], _np.zeros(int(diverged.sum()))])
+            ax.update_datalim(xy, updatex=True, updatey=False)  # the marks' η inside the x range
+            ax.autoscale_view()
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("step size η")
+    k_late = late.shape[-1]
+    ax.set_ylabel(label if label is not None else f"{name or 'value'}, last {k_late} of {values.shape[-1]} records")
+    if len(inits) > 1 or drawn_any_diverged:
+        ax.legend(fontsize="small")
     return ax

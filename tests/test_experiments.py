@@ -7,6 +7,7 @@ import pytest
 
 import sweepjax as sj
 from sweepjax import cli, experiments
+from sweepjax.experiments import _adaptive
 
 NAMES = [
     "product-phase-diagram",
@@ -18,6 +19,11 @@ NAMES = [
     "wang-regularity",
     "wang-networks",
     "cai-rates",
+    "cohen-progressive-sharpening",
+    "cohen-adaptive-eos",
+    "stochastic-eos",
+    "fractal-boundary",
+    "central-flow",
 ]
 
 
@@ -30,7 +36,10 @@ def test_every_experiment_is_checked_on_its_numbers():
 
 
 #: quick runs over ~4 s on 2 CPU cores (the others take 1–3 s): in CI, not in the fast subset
-SLOW = {"wang-networks", "huang-catapult"}
+SLOW = {
+    "wang-networks", "huang-catapult", "cohen-progressive-sharpening", "cohen-adaptive-eos", "stochastic-eos",
+    "fractal-boundary", "central-flow",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES])
@@ -125,6 +134,80 @@ def _cai_rates(h):
     assert h["runs whose risk never settles (no monotone onset)"] == 0
 
 
+ADAM = "adam eta={:g}: median preconditioned sharpness / (38/eta), last half"
+RMSPROP = "rmsprop eta={:g}: median preconditioned sharpness / (2/eta), last half"
+MOMENTUM = "heavy ball beta={:g} eta={:g}: median sharpness / ((2+2beta)/eta), last half"
+BATCH = "eta={:g} b={}: median batch_sharpness*eta/2, last half"
+LMAX = "eta={:g} b={}: median sharpness*eta/2, last half"
+
+
+def check_cohen_adaptive_eos(h: dict[str, float]) -> None:
+    """Quick (3,000 steps): Adam at the two larger η and heavy ball at the largest η hover at their edge; RMSProp
+    reaches its edge and sits above it (1.2–1.35 measured: its fast-moving preconditioner overshoots); no run is
+    far above its edge."""
+    adam = [h[ADAM.format(eta)] for eta in _adaptive.COHEN_ADAM_LRS]
+    assert 0.8 <= adam[-1] <= 1.2 and 0.8 <= adam[-2] <= 1.2, adam
+    assert adam[0] < adam[-1]  # the smallest η is still sharpening towards its edge
+    rms = [h[RMSPROP.format(eta)] for eta in _adaptive.COHEN_RMSPROP_LRS]
+    assert all(0.9 <= r <= 1.5 for r in rms), rms
+    top = _adaptive.COHEN_MOMENTUM_LRS[-1]
+    hb = [h[MOMENTUM.format(beta, top)] for beta in _adaptive.COHEN_MOMENTA]
+    assert all(0.85 <= r <= 1.15 for r in hb), hb
+    assert all(0.0 < v <= 1.5 for v in h.values()), h  # finite (no divergence), never far above the edge
+
+
+def check_stochastic_eos(h: dict[str, float]) -> None:
+    """Quick (1,000 SGD steps): at the largest η the batch sharpness sits near 2/η; for the smallest batch it is
+    closer to 2/η than λ_max is; λ_max is lower for the smallest batch than for the largest at every η."""
+    lrs, batches = _adaptive.STOCHASTIC_LRS, _adaptive.STOCHASTIC_BATCHES
+    top, small, large = lrs[-1], batches[0], batches[-1]
+    assert h["runs diverged"] == 0
+    batch_top = [h[BATCH.format(top, b)] for b in batches]
+    assert all(0.7 <= v <= 1.1 for v in batch_top), batch_top
+    assert abs(h[BATCH.format(top, small)] - 1) < abs(h[LMAX.format(top, small)] - 1)
+    for eta in lrs:
+        assert h[LMAX.format(eta, small)] < h[LMAX.format(eta, large)], eta
+    # smaller batches: λ_max further below 2/η at the largest η (monotone in b)
+    assert np.all(np.diff([h[LMAX.format(top, b)] for b in batches]) > 0)
+
+
+def check_fractal_boundary(h: dict[str, float]) -> None:
+    """What quick mode must satisfy (32² tanh images, 64² quadratic + cosine images)."""
+    zooms = [v for k, v in h.items() if k.startswith("tanh net: boundary dimension, zoom")]
+    assert len(zooms) >= 3 and all(np.isfinite(zooms)), zooms
+    assert all(0.8 < d <= 2.0 for d in zooms), zooms  # a 32² image of a near-straight edge fits ≈ 1 ± 0.05
+    assert 1.0 < h["tanh net: largest boundary dimension over the zooms"] <= 2.0
+    assert 0.0 < h["trainable fraction, min over all images"] and h["trainable fraction, max over all images"] < 1.0
+    d = [h[f"x^2 + theta cos(2 pi x): boundary dimension, theta = {t:g}"] for t in (0.03, 0.06, 0.1)]
+    assert abs(d[0] - 1.0) < 0.1, d  # convex (θ < 1/(2π²)): a non-fractal boundary
+    assert d[0] < d[1] < d[2] <= 2.0, d  # rises with the roughness
+
+
+def check_cohen_progressive_sharpening(h: dict[str, float]) -> None:
+    """What quick mode must satisfy (200 digits, width 32, 240 steps, η ∈ {0.4, 0.5, 0.62})."""
+    for act in ("tanh", "elu"):
+        assert h[f"{act}: number of eta at 2/eta by T/2"] >= 2  # progressive sharpening reaches 2/η
+        # at the edge of stability: λ_max·η/2 hovers at (just above) 1 over the last half
+        assert h[f"{act}: min over eta at 2/eta by T/2 of the median sharpness*eta/2"] >= 0.8
+        assert h[f"{act}: max over eta at 2/eta by T/2 of the median sharpness*eta/2"] <= 1.1
+        # GD tracks its gradient flow until λ_max reaches 2/η, then leaves it
+        before = h[f"{act}: max |theta - theta_flow|/|theta| at the record before the crossing"]
+        assert before < 0.05
+        assert h[f"{act}: max |theta - theta_flow|/|theta| at the end"] > before
+        assert h[f"{act}: min end / before-crossing flow distance"] > 1.5
+
+
+def check_central_flow(h: dict[str, float]) -> None:
+    """What the quick central-flow run must show: the flow holds S at 2/η, GD hovers there, and the flow's
+    predicted loss is within 25% of GD's time-averaged loss (median over the EoS phase) at every η."""
+    errors = [v for k, v in h.items() if k.startswith("median rel. error")]
+    assert len(errors) == 3 and all(np.isfinite(errors)) and max(errors) < 0.25, errors
+    assert abs(h["central flow sharpness * eta/2, EoS phase (median, worst eta)"] - 1) < 0.02
+    assert h["central flow max |sharpness * eta/2 - 1| over EoS phase and eta"] < 0.1
+    assert 0.9 < h["GD sharpness * eta/2, second half (median, worst eta)"] < 1.25
+    assert h["central flow EoS onset step (first sigma2 > 0, min over eta)"] < 200
+
+
 HEADLINE_CHECKS = {
     "product-phase-diagram": _product,
     "ahn-mean-model": _mean_model,
@@ -135,6 +218,11 @@ HEADLINE_CHECKS = {
     "wang-regularity": _wang_regularity,
     "wang-networks": _wang_networks,
     "cai-rates": _cai_rates,
+    "cohen-progressive-sharpening": check_cohen_progressive_sharpening,
+    "cohen-adaptive-eos": check_cohen_adaptive_eos,
+    "stochastic-eos": check_stochastic_eos,
+    "fractal-boundary": check_fractal_boundary,
+    "central-flow": check_central_flow,
 }
 
 

@@ -187,7 +187,11 @@ def test_versus_prediction_scatter_and_title():
 
 def test_namespace_is_the_plotting_functions():
     public = [n for n in dir(plot) if not n.startswith("_")]
-    assert public == sorted(plot.__all__) == ["phase_diagram", "phase_map", "trajectories", "versus_prediction"]
+    assert (
+        public
+        == sorted(plot.__all__)
+        == ["bifurcation", "phase_diagram", "phase_map", "spectral_density", "trajectories", "versus_prediction"]
+    )
     assert all(callable(getattr(plot, n)) for n in public)
 
 

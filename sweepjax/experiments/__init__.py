@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._adaptive import cohen_adaptive_eos, stochastic_eos
 from ._ahn import ahn_mean_model, ahn_relu_figure1
 from ._base import Headline, Reproduction
 from ._cai import cai_rates
+from ._central import central_flow
+from ._fractal import fractal_boundary
 from ._huang import huang_catapult, huang_catapult_exp, huang_linear
 from ._product import (
     PRODUCT_GAP_RANGE,
@@ -30,6 +33,7 @@ from ._product import (
     PRODUCT_X0,
     product_phase_diagram,
 )  # fmt: skip
+from ._progressive import cohen_progressive_sharpening
 from ._wang import wang_networks, wang_regularity
 
 #: name -> fn(quick) -> Reproduction
@@ -43,6 +47,11 @@ REGISTRY: dict[str, Callable[[bool], Reproduction]] = {
     "wang-regularity": wang_regularity,
     "wang-networks": wang_networks,
     "cai-rates": cai_rates,
+    "cohen-progressive-sharpening": cohen_progressive_sharpening,
+    "cohen-adaptive-eos": cohen_adaptive_eos,
+    "stochastic-eos": stochastic_eos,
+    "fractal-boundary": fractal_boundary,
+    "central-flow": central_flow,
 }
 
 
@@ -56,6 +65,7 @@ def run(name: str, quick: bool = False, **kwargs: Any) -> Reproduction:
 __all__ = [
     "REGISTRY", "Headline", "Reproduction", "run", "product_phase_diagram", "ahn_mean_model", "ahn_relu_figure1",
     "huang_linear", "huang_catapult", "huang_catapult_exp", "wang_regularity", "wang_networks", "cai_rates",
+    "cohen_progressive_sharpening", "cohen_adaptive_eos", "stochastic_eos", "fractal_boundary", "central_flow",
     "PRODUCT_GAP_RANGE",
     "PRODUCT_LR_RANGE", "PRODUCT_QUICK", "PRODUCT_RTOL", "PRODUCT_STEPS", "PRODUCT_X0",
 ]  # fmt: skip
