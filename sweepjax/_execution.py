@@ -260,6 +260,10 @@ def chunk_for_memory(
     if type(trajectory.rule).init is not AbstractRule.init:
         rule_state = jax.eval_shape(trajectory.rule.init, problem, one_init, jnp.asarray(1.0, dtype))
         opt = sum(math.prod(x.shape) for x in jax.tree.leaves(rule_state))
+    # other measurements: their carries (warm-start blocks) and a Krylov workspace of ~2 vectors per HVP
+    extra = trajectory.measures[1:] if trajectory.solver is not None else trajectory.measures  # (Sharpness first)
+    opt += sum(math.prod(x.shape) for m in extra for x in jax.tree.leaves(jax.eval_shape(lambda m=m: m.init(num_params, dtype))))
+    opt += max((2 * m.matvecs * num_params for m in extra), default=0)
     per_run = run_footprint_bytes(num_params, trajectory.num_records, n_fields, trajectory.solver, itemsize, opt)
     fixed = n_runs * (itemsize + 4) + n_init * num_params * itemsize
     return chunk_for_memory_budget(budget, per_run, fixed, n_runs, batch_size)

@@ -1,3 +1,4 @@
+import gc
 import os
 from unittest import mock
 
@@ -21,3 +22,14 @@ def trace_counter():
 
     with mock.patch.object(Trajectory, "segment", counting):
         yield calls
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop each test module's compiled programs when it ends: the whole suite in one process otherwise
+    accumulates thousands of XLA:CPU executables (memory and memory maps) until a compile crashes."""
+    yield
+    import jax
+
+    jax.clear_caches()
+    gc.collect()

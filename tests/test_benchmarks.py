@@ -55,3 +55,33 @@ def test_accelerator_budget_guard_skips_cases(tmp_path):
     data = json.loads(out.read_text())
     assert set(data["cases"]) == set(CASES)
     assert all("skipped" in case for case in data["cases"].values())
+
+
+def test_curvature_script_tiny(tmp_path):  # ~20 s on 2 cores
+    """benchmarks/bench_curvature.py at toy sizes: every cost ratio against GD alone is finite and positive,
+    and every accuracy statistic (against the float64 reference and against dense eigh) is finite."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "curvature.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_curvature.py"), "--tiny", "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["mode"] == "tiny"
+    cost = data["cost"]
+    assert {"gd", "top5_iters3", "top5_iters4", "top5_iters3_vmap", "lanczos20", "trace", "grad_norm"} <= set(cost)
+    assert cost["gd"]["vs_gd"] == 1.0 and cost["gd"]["hvps_per_run"] == 0
+    for name, row in cost.items():
+        assert math.isfinite(row["vs_gd"]) and row["vs_gd"] > 0 and row["best_s"] > 0, (name, row)
+    assert cost["top5_iters4"]["hvps_per_run"] > cost["top5_iters3"]["hvps_per_run"] > 0
+    for part in ("accuracy_19k", "accuracy_dense"):
+        acc = data[part]
+        assert acc["runs"]["diverged"] == 0, (part, acc["runs"])
+        for name in ("iters3", "iters4"):
+            stats = acc[name]["all"]["all_k"]
+            assert stats["n"] > 0 and all(math.isfinite(stats[k]) for k in ("median", "p90", "max")), (part, name, stats)
+    assert data["accuracy_19k"]["reference_max_residual_over_lambda"] < 1e-3
+    assert data["targets"] and {row["verdict"] for row in data["targets"]} <= {"met", "MISSED"}
+    assert "| TopEigenvalues(k=5) every 10 |" in proc.stdout

@@ -308,3 +308,14 @@ def test_hessian_trace_and_spectral_density_in_a_sweep():
         np.testing.assert_allclose(sj.measures.negative_mass(nodes[0], weights[0]), weights[0][nodes[0] < 0].sum())
         assert sj.measures.negative_mass(nodes[0], weights[0]) > 0 and np.sum(evals < 0) > 0
         assert res.to_xarray()["density_nodes"].dims == ("lr", "init", "step", "node")
+
+
+def test_a_memory_budget_counts_the_measurements_carries_and_workspace():
+    prob, params = _supervised(n=20, d=3, h=16)
+    inits = _stack(params, k=4)
+    lrs = np.geomspace(0.01, 1, 8)
+    kw = dict(num_steps=4, memory_budget_bytes=60_000)
+    plain = sj.sweep(prob, lrs, inits, record=sj.Record(every=2), **kw)
+    heavy = sj.sweep(prob, lrs, inits, record=sj.Record(every=2, measures=[sj.measures.TopEigenvalues(k=8, iters=4)]), **kw)
+    assert heavy.metadata["chunk_size"] < plain.metadata["chunk_size"]
+    np.testing.assert_array_equal(heavy.records["loss"], plain.records["loss"])

@@ -16,7 +16,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int, PyTree
 
-from .._curvature import MatVec, hessian_matvec
+from .._curvature import AbstractEigensolver, MatVec, hessian_matvec
 from ..problems._base import AbstractProblem, Params
 
 Shapes = dict[str, tuple[int, ...]]
@@ -118,3 +118,18 @@ def keep_finite(new: PyTree, old: PyTree, ok) -> PyTree:
     leaves = jax.tree.leaves(new)
     good = ok if not leaves else ok & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
     return jax.tree.map(lambda a, b: jnp.where(good, a.astype(b.dtype), b), new, old)
+
+
+def eigen_records(name: str, solver: AbstractEigensolver) -> dict[str, tuple[int, ...]]:
+    """``name`` and, for an iterative solver, ``name_residual``: what a top-eigenvalue measurement records
+    (an exact solve has no residual: no constant array to record)."""
+    return {name: ()} if solver.exact else {name: (), f"{name}_residual": ()}
+
+
+def eigen_values(name: str, solver: AbstractEigensolver, matvec: MatVec, warm: Float[Array, " n"]):
+    """(``eigen_records``' values, the top eigenvector: the next record's warm start) of the matvec's λ_max."""
+    eig = solver(matvec, warm)
+    out = {name: eig.value}
+    if not solver.exact:
+        out[f"{name}_residual"] = eig.residual
+    return out, eig.vector

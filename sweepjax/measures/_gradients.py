@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int
 
 from .._curvature import AbstractEigensolver, Lanczos, hessian_matvec
-from ._base import AbstractMeasure, Point, check_positive_int, start_vector
+from ._base import AbstractMeasure, Point, check_positive_int, eigen_records, eigen_values, start_vector
 
 
 class GradNorm(AbstractMeasure):
@@ -139,10 +139,7 @@ class NTKEigenvalue(AbstractMeasure):
     solver: AbstractEigensolver = eqx.field(static=True, default_factory=Lanczos)
 
     def shapes(self, num_params):
-        out = {"ntk": ()}
-        if not self.solver.exact:
-            out["ntk_residual"] = ()
-        return out
+        return eigen_records("ntk", self.solver)
 
     @property
     def needs_structure(self) -> bool:
@@ -166,11 +163,7 @@ class NTKEigenvalue(AbstractMeasure):
         f, jvp = jax.linearize(outputs, flat)
         vjp = jax.linear_transpose(jvp, flat)
         n = point.problem.num_samples if hasattr(point.problem, "num_samples") else f.shape[0]
-        eig = self.solver(lambda v: vjp(jvp(v.astype(flat.dtype)))[0] / n, carry)
-        out = {"ntk": eig.value}
-        if not self.solver.exact:
-            out["ntk_residual"] = eig.residual
-        return out, eig.vector
+        return eigen_values("ntk", self.solver, lambda v: vjp(jvp(v.astype(flat.dtype)))[0] / n, carry)
 
     @property
     def matvecs(self) -> int:

@@ -10,14 +10,7 @@ from jaxtyping import Array, Float
 
 from .._curvature import AbstractEigensolver, Lanczos
 from .._spectrum import TopK, generic_block, hutchinson_trace, rademacher, slq
-from ._base import AbstractMeasure, Point, check_positive_int, start_vector
-
-
-def _eig_records(name: str, solver: AbstractEigensolver) -> dict[str, tuple[int, ...]]:
-    out = {name: ()}
-    if not solver.exact:  # an exact solve has no residual: no constant array to record
-        out[f"{name}_residual"] = ()
-    return out
+from ._base import AbstractMeasure, Point, check_positive_int, eigen_records, eigen_values, start_vector
 
 
 class Sharpness(AbstractMeasure):
@@ -28,17 +21,13 @@ class Sharpness(AbstractMeasure):
     solver: AbstractEigensolver = eqx.field(static=True, default_factory=Lanczos)
 
     def shapes(self, num_params):
-        return _eig_records("sharpness", self.solver)
+        return eigen_records("sharpness", self.solver)
 
     def init(self, num_params, dtype):
         return start_vector(num_params, dtype)
 
     def __call__(self, point: Point, carry):
-        eig = self.solver(point.hessian(), carry)
-        out = {"sharpness": eig.value}
-        if not self.solver.exact:
-            out["sharpness_residual"] = eig.residual
-        return out, eig.vector
+        return eigen_values("sharpness", self.solver, point.hessian(), carry)
 
     @property
     def matvecs(self) -> int:
@@ -54,7 +43,7 @@ class PreconditionedSharpness(AbstractMeasure):
     solver: AbstractEigensolver = eqx.field(static=True, default_factory=Lanczos)
 
     def shapes(self, num_params):
-        return _eig_records("preconditioned_sharpness", self.solver)
+        return eigen_records("preconditioned_sharpness", self.solver)
 
     def init(self, num_params, dtype):
         return start_vector(num_params, dtype)
@@ -74,11 +63,7 @@ class PreconditionedSharpness(AbstractMeasure):
     def __call__(self, point: Point, carry):
         d = point.rule.preconditioner(point.problem, point.params, point.rule_state)
         flat = None if d is None else ravel_pytree(d)[0].astype(point.flat_params.dtype)
-        eig = self.solver(point.hessian(flat), carry)
-        out = {"preconditioned_sharpness": eig.value}
-        if not self.solver.exact:
-            out["preconditioned_sharpness_residual"] = eig.residual
-        return out, eig.vector
+        return eigen_values("preconditioned_sharpness", self.solver, point.hessian(flat), carry)
 
     @property
     def matvecs(self) -> int:
