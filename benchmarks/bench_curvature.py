@@ -326,18 +326,23 @@ def main(argv=None) -> dict:
         "lrs": lrs.tolist(),
     }  # fmt: skip
     t0 = time.perf_counter()
+
+    def done(part: str) -> None:  # the JSON so far, after each part (a long run keeps what it measured)
+        print(f"[{time.perf_counter() - t0:.0f} s] {part} done", file=sys.stderr)
+        if args.out:
+            args.out.write_text(json.dumps(out, indent=1))
+
     if args.only in (None, "cost"):
         out["cost"] = cost(problem, lrs, theta, steps, rounds, args.tiny)
-        print(f"[{time.perf_counter() - t0:.0f} s] cost done", file=sys.stderr)
+        done("cost")
     if args.only in (None, "accuracy"):
         out["accuracy_19k"] = accuracy_19k(problem, lrs, theta, steps, ref_every, skip)
-        print(f"[{time.perf_counter() - t0:.0f} s] 19k accuracy done", file=sys.stderr)
+        done(f"{n_params}-param accuracy")
         out["accuracy_dense"] = accuracy_dense(x, y, step_sizes(n_lr, SMALL_LR_MAX), steps, small, DENSITY_ORDERS[0])
-        print(f"[{time.perf_counter() - t0:.0f} s] dense accuracy done", file=sys.stderr)
+        done("dense accuracy")
     if args.only is None:
         out["targets"] = [{"target": t, "verdict": v, "value": val} for t, v, val in verdicts(out)]
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=1))
+        done("targets")
     print(f"{out['workload']}; {out['machine']}")
     if "cost" in out:
         print("\n| measurement | HVPs per run | best s | vs GD alone |\n|---|---|---|---|")

@@ -61,6 +61,8 @@ class SweepConfig:
     @property
     def record_dims(self) -> dict[str, tuple[str, ...]]:
         """record name -> the dims of one value where a measurement names them (``eig``, ``node``)."""
+        if not self.record.measures:  # (the sharpness names no dims)
+            return {}
         names = self.record.dims(ravel_pytree(self.one_init)[0].size)
         return {k: v for k, v in names.items() if k in self.record_shapes}
 

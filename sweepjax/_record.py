@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import equinox as eqx
@@ -27,6 +28,12 @@ def _as_float_dtype(value: Any) -> np.dtype | None:
     if dtype != np.float32 and dtype != np.float64:  # (``in`` would match np.dtype(None) == float64)
         raise ValueError(message)
     return dtype
+
+
+@functools.lru_cache(maxsize=64)
+def _sharpness(solver: AbstractEigensolver) -> Sharpness:
+    """``Sharpness(solver)``, made once per solver (a Module's construction is a host cost of every small sweep)."""
+    return Sharpness(solver)
 
 
 class Record(eqx.Module):
@@ -107,7 +114,7 @@ class Record(eqx.Module):
     def measurements(self, num_params: int) -> tuple[AbstractMeasure, ...]:
         """What a run measures at a record: ``Sharpness(solver)`` (unless ``sharpness=None``), then ``measures``."""
         solver = self.solver(num_params)
-        return ((Sharpness(solver),) if solver is not None else ()) + self.measures
+        return ((_sharpness(solver),) if solver is not None else ()) + self.measures
 
     def dims(self, num_params: int) -> dict[str, tuple[str, ...]]:
         """record name -> the names of the dims of one value, where a measurement names them (``eig``, ``node``)."""
