@@ -17,16 +17,20 @@ CASES = ("product", "mlp", "sgd", "fractal")
 POSITIVE = ("sweep_steady_s", "sweep_run_steps_per_s", "loop_per_run_s", "loop_steady_s", "loop_run_steps_per_s", "sweep_vs_loop")
 
 
-def test_accelerator_script_tiny(tmp_path):  # ~20 s on 2 cores: under the 30 s that would make it slow
-    pytest.importorskip("sklearn")
-    out = tmp_path / "acc.json"
+def run_script(name: str, *args: str, out, timeout: int):
+    """``benchmarks/<name> *args --out out`` in a subprocess on the CPU: (the process, its JSON)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "accelerator.py"), "--tiny", "--out", str(out)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        [sys.executable, str(ROOT / "benchmarks" / name), *args, "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    return proc, json.loads(out.read_text())
+
+
+def test_accelerator_script_tiny(tmp_path):  # ~20 s on 2 cores: under the 30 s that would make it slow
+    pytest.importorskip("sklearn")
+    proc, data = run_script("accelerator.py", "--tiny", out=tmp_path / "acc.json", timeout=300)
     assert data["mode"] == "tiny" and data["backend"] == "cpu"
     assert set(data["cases"]) == set(CASES)
     for name, case in data["cases"].items():
@@ -45,14 +49,7 @@ def test_accelerator_script_tiny(tmp_path):  # ~20 s on 2 cores: under the 30 s 
 
 def test_accelerator_budget_guard_skips_cases(tmp_path):
     """With no budget left, every case is recorded as skipped (nothing is compiled)."""
-    out = tmp_path / "acc.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "accelerator.py"), "--tiny", "--budget-s", "0", "--out", str(out)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    _, data = run_script("accelerator.py", "--tiny", "--budget-s", "0", out=tmp_path / "acc.json", timeout=120)
     assert set(data["cases"]) == set(CASES)
     assert all("skipped" in case for case in data["cases"].values())
 
@@ -61,14 +58,7 @@ def test_curvature_script_tiny(tmp_path):  # ~20 s on 2 cores
     """benchmarks/bench_curvature.py at toy sizes: every cost ratio against GD alone is finite and positive,
     and every accuracy statistic (against the float64 reference and against dense eigh) is finite."""
     pytest.importorskip("sklearn")
-    out = tmp_path / "curvature.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_curvature.py"), "--tiny", "--out", str(out)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(out.read_text())
+    proc, data = run_script("bench_curvature.py", "--tiny", out=tmp_path / "curvature.json", timeout=300)
     assert data["mode"] == "tiny"
     cost = data["cost"]
     assert {"gd", "top5_iters3", "top5_iters4", "top5_iters3_vmap", "lanczos20", "trace", "grad_norm"} <= set(cost)
