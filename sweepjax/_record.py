@@ -55,7 +55,7 @@ class Record(eqx.Module):
         measures: more measurements (``sweepjax.measures``), each with its own cadence ``every`` (a
             multiple of ``every``; NaN at the records in between): top-k eigenvalues, preconditioned and
             batch sharpness, Hessian trace and spectral density, gradient norm and noise scale, NTK.
-            E.g. ``Record(every=10, measures=[sj.measures.TopEigenvalues(k=5), sj.measures.Density(every=100)])``.
+            E.g. ``Record(every=10, measures=[sj.measures.TopEigenvalues(k=5), sj.measures.SpectralDensity(every=100)])``.
     """
 
     every: int = eqx.field(static=True, default=1)
