@@ -40,4 +40,4 @@ from ._record import Record as Record
 from ._result import Status as Status, SweepResult as SweepResult
 from ._rules import GD as GD, SGD as SGD, AbstractRule as AbstractRule, Optax as Optax
 from ._run import OneRun as OneRun, RunOutput as RunOutput, one_run as one_run
-from ._sweep import sweep as sweep, time_horizon as time_horizon
+from ._sweep import initial_sharpness as initial_sharpness, sweep as sweep, time_horizon as time_horizon

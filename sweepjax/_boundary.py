@@ -26,7 +26,8 @@ from .problems._base import AbstractProblem
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Boundary:
-    """Where a criterion flips along η (or the ``along`` axis), per init (all arrays shaped (n_init,)).
+    """Where a criterion flips along η (or the ``along`` axis), per init (all arrays shaped (n_init,); with named
+    ``axes``, per run slot: (*axis sizes, n_init)).
 
     Attributes:
         lr: the located value, η* (or, with ``along``, the axis's critical value): the midpoint of the
@@ -37,7 +38,7 @@ class Boundary:
         found: the criterion flipped on the first round's grid (at the initial hi end or inside).
         value_at_lo: the criterion at the lower end (True/False: which side is which; where not
             found, the value everywhere the search looked).
-        brackets: (num_sweeps + 1, 2, n_init) the (lo, hi) bracket before the first and after
+        brackets: (num_sweeps + 1, 2, *shape) the (lo, hi) bracket before the first and after
             each round (the initial bracket where not found).
         num_sweeps: number of ``sweep`` calls made (one per round).
         criterion: repr of the criterion.
@@ -61,8 +62,9 @@ class Boundary:
 
     def __repr__(self) -> str:
         n = self.found.size
+        size = f"n_init={n}" if self.found.ndim == 1 else f"shape={self.found.shape}"
         return (
-            f"Boundary(n_init={n}, found={int(self.found.sum())}/{n}, "
+            f"Boundary({size}, found={int(self.found.sum())}/{n}, "
             f"max_width={np.nanmax(self.width) if self.found.any() else float('nan'):.3g}, "
             f"num_sweeps={self.num_sweeps}, criterion={self.criterion}, along={self.along!r})"
         )
@@ -87,12 +89,14 @@ def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs, 
         if horizon is not None:
             raise ValueError("horizon (budgets ⌈horizon/η⌉) is for the search along η; give num_steps")
     try:
-        lo, hi = (float(b) for b in bracket)
+        lo, hi = bracket
+        lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"bracket must be a pair (lo, hi) of values, got {bracket!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or (spacing == "log" and not (lo > 0 and hi > 0)):
+        raise ValueError(f"bracket must be a pair (lo, hi) of values (or of arrays, per run), got {bracket!r}") from None
+    finite = np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))
+    if not finite or (spacing == "log" and not (np.all(lo > 0) and np.all(hi > 0))):
         raise ValueError(f"bracket ends must be positive and finite (finite with spacing='linear'), got {bracket!r}")
-    if lo >= hi:
+    if np.any(lo >= hi):
         raise ValueError(f"bracket must have lo < hi, got {bracket!r}")
     for name, value in (("rounds", rounds), ("points", points)):
         if not _is_int(value) or value < 1:
@@ -110,13 +114,15 @@ def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs, 
         if name in sweep_kwargs:
             raise ValueError(f"{name} is set by find_boundary (use bracket / horizon), not a sweep keyword here")
     axes = sweep_kwargs.get("axes")
-    if axes is not None and not (isinstance(axes, dict) and not axes):
+    if axes is not None and not (isinstance(axes, dict) and not axes) and along != "lr":
         names = sorted(map(str, axes)) if isinstance(axes, dict) else axes
         raise ValueError(
-            f"find_boundary searches along one axis (along=...) for each init and takes no other named axes "
-            f"(axes: {names!r}); run one search per value of the others, with that value fixed in the rule "
-            "(e.g. rule=sj.Optax(optax.adam, b1=0.9))"
+            f"a search along {along!r} takes no other named axes (axes: {names!r}); only the search along η "
+            "runs over named axes (a bracket per run). Run one search per value of the others, with that value "
+            "fixed in the rule (e.g. rule=sj.Optax(optax.adam, b1=0.9))"
         )
+    if axes and horizon is not None:
+        raise ValueError("horizon (budgets ⌈horizon/η⌉ per init) is not available with named axes; give num_steps")
     return lo, hi
 
 
@@ -154,7 +160,9 @@ def find_boundary(
     Args:
         problem: the objective, as for ``sweep``.
         inits: pytree of arrays with leading axis n_init.
-        bracket: (lo, hi), 0 < lo < hi, the initial step-size bracket shared by all inits.
+        bracket: (lo, hi), 0 < lo < hi, the initial step-size bracket shared by all inits; or arrays
+            broadcasting to (n_init,), or with ``axes`` to (*axis sizes, n_init): a bracket per run slot
+            (e.g. (0.5/λ₀, 40/λ₀) with λ₀ each slot's initial sharpness, ``sj.initial_sharpness``).
         criterion: a name in ``criteria.REGISTRY`` (``"diverges"``, ``"eos"``, ``"catapults"``),
             a ``criteria`` constructor's result (``criteria.below("b", -0.01)``), or any callable
             ``SweepResult -> (n_lr, n_init) bool``.
@@ -177,7 +185,8 @@ def find_boundary(
             ``"linear"`` (evenly spaced: brackets through 0, such as a momentum in [0, 1)).
         lr: the step size of a search along a named axis.
         **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ``rule``,
-            ...); not ``axes``: the search runs along one axis (a ValueError otherwise).
+            ...). ``axes`` (the search along η only, with ``num_steps``): named axes searched all at once,
+            each round one sweep with a step size per run; the ``Boundary`` arrays are then (*axis sizes, n_init).
 
     Returns:
         a ``Boundary``.
@@ -202,6 +211,15 @@ def find_boundary(
     if not leaves or np.ndim(leaves[0]) == 0:
         raise ValueError("inits must be a pytree of arrays with a leading axis n_init")
     n_init = int(np.shape(leaves[0])[0])
+    axes = sweep_kwargs.get("axes") or {}
+    cells = (*(np.shape(v)[0] if np.ndim(v) else 0 for v in axes.values()), n_init)  # a bracket per run slot
+    try:
+        lo0, hi0 = (np.broadcast_to(b, cells).reshape(-1) for b in (lo0, hi0))
+    except ValueError:
+        raise ValueError(
+            f"bracket ends must be numbers or arrays that broadcast to (*axis sizes, n_init) = {cells}, got shapes "
+            f"{np.shape(lo0)} and {np.shape(hi0)}"
+        ) from None
     reads = getattr(crit, "reads", ())
     recorded = recorded_names(problem, inits, record, sweep_kwargs.get("rule")) if reads else None
     missing = [n for n in reads if recorded is not None and not readable(n, recorded)]
@@ -214,15 +232,16 @@ def find_boundary(
 
     steps = num_steps
     if horizon is not None:
-        longest = math.ceil(horizon / lo0 - 1e-9)
+        longest = math.ceil(horizon / lo0.min() - 1e-9)
         longest = -(-longest // record.every) * record.every
         steps = longest if num_steps is None else min(num_steps, longest)
         steps = max(steps, record.every)
 
-    def run(values: np.ndarray) -> np.ndarray:  # (m, n_init) values along the axis -> (m, n_init) criterion
+    def run(values: np.ndarray) -> np.ndarray:  # (m, cells) values along the axis -> (m, cells) criterion
         kwargs = dict(sweep_kwargs)
         if along == "lr":
-            lrs, shape, dims = values, values.shape, "(n_lr, n_init)"
+            lrs, shape = values.reshape(values.shape[:1] + cells), values.shape[:1] + cells
+            dims = f"(n_lr, {', '.join(f'n_{a}' for a in axes)}, n_init)" if axes else "(n_lr, n_init)"
             if horizon is not None:
                 kwargs["max_steps"] = np.minimum(np.ceil(horizon / values - 1e-9), steps).astype(np.int64)
         else:
@@ -240,8 +259,7 @@ def find_boundary(
             raise ValueError(f"criterion {describe(crit)} returned {got}, expected a bool array of shape {dims} = {shape}")
         return out.reshape(values.shape)
 
-    lo = np.full(n_init, lo0)
-    hi = np.full(n_init, hi0)
+    lo, hi = lo0.copy(), hi0.copy()
     frac = np.arange(1, points + 1)[:, None] / (points + 1)  # (points, 1)
 
     def interior(lo, hi):  # (points, n_init)
@@ -257,7 +275,7 @@ def find_boundary(
     found = np.any(values != value_lo[None], axis=0)
     value_hi = ~value_lo
     lo, hi = _shrink(grid, values, value_lo, lo, hi, found)
-    history = [np.stack([np.full(n_init, lo0), np.full(n_init, hi0)]), np.stack([lo, hi])]
+    history = [np.stack([lo0, hi0]), np.stack([lo, hi])]
     sweeps = 1
 
     while sweeps < rounds and found.any():
@@ -272,17 +290,16 @@ def find_boundary(
         history.append(np.stack([lo, hi]))
         sweeps += 1
 
-    nan = np.full(n_init, np.nan)
-    lo_out, hi_out = np.where(found, lo, nan), np.where(found, hi, nan)
+    lo_out, hi_out = np.where(found, lo, np.nan).reshape(cells), np.where(found, hi, np.nan).reshape(cells)
     log = spacing == "log"
     return Boundary(
         lr=np.sqrt(lo_out * hi_out) if log else (lo_out + hi_out) / 2,
         lo=lo_out,
         hi=hi_out,
         width=hi_out / lo_out - 1.0 if log else hi_out - lo_out,
-        found=found,
-        value_at_lo=value_lo,
-        brackets=np.stack(history),
+        found=found.reshape(cells),
+        value_at_lo=value_lo.reshape(cells),
+        brackets=np.stack(history).reshape(-1, 2, *cells),
         num_sweeps=sweeps,
         criterion=repr(crit),
         along=along,

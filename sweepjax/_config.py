@@ -26,7 +26,7 @@ class SweepConfig:
     """The validated inputs of a sweep (on the host, in the sweep dtype) and the trajectory they define."""
 
     problem: AbstractProblem  #: its floating-point arrays cast to ``dtype``
-    lrs: np.ndarray  #: (n_lr,) or (n_lr, n_init) step sizes, float64 as given
+    lrs: np.ndarray  #: (n_lr,), (n_lr, n_init) or (n_lr, *axis sizes, n_init) step sizes, float64 as given
     inits: Any  #: pytree of (n_init, ...) arrays in ``dtype``
     budgets: np.ndarray  #: (n_lr, n_init) step budgets (a broadcast view when none were given)
     record: Record
@@ -165,6 +165,13 @@ def configure(
     )  # fmt: skip
     rule = rule_from(optimizer, rule)
     axes = check_axes(axes, jax.tree.leaves(args.inits)[0].shape[0])
+    if args.lrs.ndim > 2:  # a step size per run: the whole grid
+        grid = (args.lrs.shape[0], *(v.shape[0] for v in axes.values()), args.lrs.shape[-1])
+        if args.lrs.shape != grid:
+            raise ValueError(
+                f"lrs with a step size per run must have the grid's shape (n_lr, *axis sizes, n_init) = {grid} "
+                f"(axes {list(axes)}), got {args.lrs.shape}"
+            )
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):
         raise ValueError(f"max_result_bytes must be a positive int or None, got {max_result_bytes!r}")

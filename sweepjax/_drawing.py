@@ -199,6 +199,14 @@ def _coordinate(result: SweepResult, pl: Plane, dim: str, labels, where: str) ->
     if dim == "init":
         return labels
     coord = _np.asarray(result.lrs if dim == "lr" else result.axes[dim], dtype=float)
+    if coord.ndim == len(result.dims) > 2:  # a step size per run: (n_lr,), or a column per value of the other drawn dim
+        coord = coord[tuple(pl.index.get(d, slice(None)) for d in result.dims)]
+        kept = [d for d in result.dims if d not in pl.index]
+        if kept == ["lr"] or (len(kept) == 2 and kept[1] in (pl.x, pl.y)):
+            return coord
+        varies = [d for d in kept[1:] if d not in (pl.x, pl.y)]
+        raise ValueError(f"{where}: with a step size per run, the lr coordinate varies along {varies}: select one "
+                         "value of each (sel={...}) rather than reduce over them")  # fmt: skip
     if coord.ndim == 1 or "init" in (pl.x, pl.y):
         return coord
     if "init" in pl.index:  # a column per init (lrs, or a named axis): the selected init's

@@ -246,7 +246,7 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
     lrs = _as_array(result.lrs, "lrs")
     if lrs.ndim == 1:
         lr_coord = xr.Variable("lr", lrs, attrs=_LR_ATTRS)
-    else:  # a column of step sizes per init: the lr axis is a row index, η a 2-D coordinate (below)
+    else:  # step sizes per init (or per run): the lr axis is a row index, η a coordinate (below)
         lr_coord = xr.Variable("lr", np.arange(lrs.shape[0]), attrs={"long_name": "step-size row (η: lr_value)"})
     coords = {
         "lr": lr_coord,
@@ -266,9 +266,9 @@ def to_xarray(result: SweepResult) -> xarray.Dataset:
             )
             coords[names(f"{dim}_value")] = xr.Variable((dim, "init"), values, attrs={
                 **attrs, "sweepjax_role": "axis", "sweepjax_key": k})  # fmt: skip
-    if lrs.ndim == 2:
+    if lrs.ndim >= 2:  # per init (lr, init), or a step size per run (the whole grid)
         lr_attrs = {"sweepjax_role": "lrs", "sweepjax_key": "lrs", **_LR_ATTRS}
-        coords[names("lr_value")] = xr.Variable(("lr", "init"), lrs, attrs=lr_attrs)
+        coords[names("lr_value")] = xr.Variable(("lr", "init") if lrs.ndim == 2 else grid, lrs, attrs=lr_attrs)
     for k, v in inits.items():  # a scalar per init (a leaf shaped (n_init,)) labels the init axis too
         if v.ndim == 1:
             name = names(f"init_{_safe(k)}" if _safe(k) else "init_value")

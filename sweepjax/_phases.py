@@ -45,9 +45,11 @@ def _check_number(name: str, value, *, low: float, low_inclusive: bool, high: fl
 
 def _lr_grid(result: SweepResult) -> np.ndarray:
     """Each run's step size on the whole grid (n_lr, *axis sizes, n_init), from a shared (n_lr,) column or
-    per-init (n_lr, n_init) columns (broadcast as (n_lr, 1, …, 1, n_init or 1))."""
+    per-init (n_lr, n_init) columns (broadcast as (n_lr, 1, …, 1, n_init or 1)), or a step size per run."""
     lrs = np.asarray(result.lrs, dtype=float)
     shape = tuple(result.shape)
+    if lrs.ndim == len(shape) > 2:
+        return lrs
     return np.broadcast_to(lrs.reshape(lrs.shape[0], *[1] * (len(shape) - 2), -1), shape)
 
 

@@ -39,7 +39,8 @@ class SweepResult:
     grid (n_lr, *axis sizes, n_init) when the sweep had named ``axes``.
 
     Attributes:
-        lrs: (n_lr,) step sizes η, or (n_lr, n_init) when each init had its own column.
+        lrs: (n_lr,) step sizes η, (n_lr, n_init) when each init had its own column, or the whole grid
+            (n_lr, *axis sizes, n_init) with a step size per run.
         steps: (n_record,) the step t of each record (records are taken at θ_t, t = 0, k, …, T).
         inits: the initial points, a pytree of arrays with leading axis n_init.
         records: name -> (n_lr, n_init, n_record): ``loss``, ``sharpness`` (when tracked),
@@ -93,8 +94,10 @@ class SweepResult:
         def take(a):
             return np.asarray(a)[where]
 
+        lrs = np.asarray(self.lrs)
         return dataclasses.replace(
             self,
+            lrs=lrs[where] if lrs.ndim == len(self.dims) > 2 else lrs,  # a step size per run: its slice too
             records={k: take(v) for k, v in self.records.items()},
             final={k: take(v) for k, v in self.final.items()},
             final_params=_tree_map(take, self.final_params),
@@ -155,8 +158,9 @@ class SweepResult:
 
         Coordinates carry ``long_name`` and ``units`` (``lr``: "step size η", "1"; ``step``: "GD step",
         "steps"). With per-init step sizes (``lrs`` shaped (n_lr, n_init)) ``lr`` is the row index and
-        η the 2-D coordinate ``lr_value``. Each init leaf holding one scalar per init (shape (n_init,),
-        e.g. ``{"x": …}``) is also a coordinate on ``init`` (``init_x``; a bare array: ``init_value``).
+        η the coordinate ``lr_value`` (dims ``lr, init``; with a step size per run, the grid's dims).
+        Each init leaf holding one scalar per init (shape (n_init,), e.g. ``{"x": …}``) is also a
+        coordinate on ``init`` (``init_x``; a bare array: ``init_value``).
 
         Data variables: each record (dims ``lr, init, step``); ``final_<name>``, ``status``,
         ``diverged_step``, ``num_steps`` (dims ``lr, init``); each parameter leaf as

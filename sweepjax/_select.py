@@ -59,7 +59,7 @@ def dim_index(result: SweepResult, dim: str, value) -> int:
     columns: the row index), ``init`` by index."""
     size = result.shape[result.dims.index(dim)]
     lrs = np.asarray(result.lrs)
-    if dim == "init" or (dim == "lr" and lrs.ndim == 2) or (dim in result.axes and result.axes[dim].ndim == 2):
+    if dim == "init" or (dim == "lr" and lrs.ndim >= 2) or (dim in result.axes and result.axes[dim].ndim == 2):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not -size <= value < size:
             what = "an init index" if dim == "init" else f"the row index of the per-init {dim} columns"
             raise ValueError(f"sel[{dim!r}] must be {what}, an int below {size}, got {value!r}")

@@ -44,7 +44,7 @@ DEFAULT_DIVERGENCE_THRESHOLD = 1e6
 def _run_chunk(
     trajectory: Trajectory,
     problem: AbstractProblem,
-    lrs: Float[jax.Array, "n_lr n_init"],
+    lrs: Float[jax.Array, "n_lr *axes n_init"],
     inits: PyTree,
     budgets: Int[jax.Array, "n_lr n_init"],
     axes: tuple[jax.Array, ...],
@@ -81,7 +81,7 @@ def _run_chunk(
 
         def run_batch(xs):
             k, i, a, j, st = xs
-            lr, budget = lrs[i, j], budgets[i, j]
+            lr, budget = (lrs[i, j] if lrs.ndim == 2 else lrs[(i, *a, j)]), budgets[i, j]
             # an axis holds (n,) values, or (n, n_init): a column per init
             hyper = {name: values[ai] if values.ndim == 1 else values[ai, j] for name, values, ai in zip(axis_names, axes, a)}
             if st is None:
@@ -149,8 +149,9 @@ def sweep(
 
     Args:
         problem: the objective (an ``AbstractProblem``; wrap a plain function in ``problems.Objective``).
-        lrs: (n_lr,) positive step sizes η shared by all inits, or (n_lr, n_init) with a column
-            of step sizes per init (as the boundary search uses).
+        lrs: (n_lr,) positive step sizes η shared by all inits, (n_lr, n_init) with a column
+            of step sizes per init (as the boundary search uses), or (n_lr, *axis sizes, n_init): a step
+            size per run, e.g. η = c/λ₀ with λ₀ each run's initial sharpness (``sj.initial_sharpness``).
         inits: a pytree of arrays with leading axis n_init (one parameter point per row).
         num_steps: steps T per run, a multiple of ``record.every``; defaults to the largest budget
             in ``max_steps`` rounded up to a multiple of ``record.every``.
@@ -244,7 +245,7 @@ def _sweep(
 
     lrs_dev, run_inits, budgets_dev, axes_dev, threshold, run_problem = place(
         (
-            np.broadcast_to(cfg.lrs.reshape(n_lr, -1), (n_lr, n_init)).astype(dtype),
+            (cfg.lrs if cfg.lrs.ndim > 2 else np.broadcast_to(cfg.lrs.reshape(n_lr, -1), (n_lr, n_init))).astype(dtype),
             cfg.inits if coords is None else coordinates(cfg.inits),
             cfg.budgets.astype(np.int32),
             tuple(v if k == "seed" else v.astype(dtype) for k, v in cfg.axes.items()),
@@ -340,3 +341,28 @@ def _sweep(
             "processes": jax.process_count(),
         },
     )
+
+
+def initial_sharpness(
+    problem: AbstractProblem,
+    inits: PyTree[ArrayLike],
+    *,
+    axes: dict[str, ArrayLike] | None = None,
+    sharpness: Any = "auto",
+    rule: AbstractRule | None = None,
+    dtype: Any = jnp.float32,
+    **sweep_kwargs,
+) -> np.ndarray:
+    """λ₀ = λ_max(∇²f(θ₀)) of every run slot (*axis sizes, n_init), from one sweep that takes no step.
+
+    For step sizes in units of the initial sharpness, η = c/λ₀ per run (Lewkowycz et al.; Kalra & Barkeshli):
+    ``sweep(problem, c[:, None, …] / lam0[None], inits, axes=axes)``. ``sharpness`` is a ``Record``'s
+    (an eigensolver, or "auto"); ``axes``, ``rule`` and ``dtype`` are the sweep's own, so a problem
+    parameter swept as an axis (a width, a depth) sets λ₀ too; other keywords go to ``sweep``.
+    """
+    if sharpness is None:
+        raise ValueError("sharpness must be an eigensolver or 'auto', not None: λ₀ is what this measures")
+    record = Record(every=1, sharpness=sharpness, observables=False)
+    kwargs = dict(axes=axes, rule=rule, dtype=dtype, **sweep_kwargs)
+    res = sweep(problem, [1.0], inits, num_steps=1, max_steps=[0], record=record, **kwargs)
+    return np.asarray(res["initial_sharpness"][0])

@@ -38,8 +38,11 @@ def check_lrs(lrs, dtype=np.float64, name: str = "lrs") -> np.ndarray:
         raise TypeError(f"{name} must be a 1-D array of step sizes, got {type(lrs).__name__}") from e
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must have shape (n_lr,) or, per init, (n_lr, n_init); got shape {arr.shape}")
+    if arr.ndim < 1:
+        raise ValueError(
+            f"{name} must have shape (n_lr,), (n_lr, n_init) per init, or (n_lr, *axis sizes, n_init) per run; "
+            f"got shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty: the grid needs at least one step size")
     if not np.all(np.isfinite(arr)):
@@ -143,8 +146,11 @@ def check_sweep_args(
         )
     inits_np = check_inits(inits, problem, dtype)
     n_lr, n_init = lrs_np.shape[0], jax.tree.leaves(inits_np)[0].shape[0]
-    if lrs_np.ndim == 2 and lrs_np.shape[1] != n_init:
-        raise ValueError(f"per-init lrs must have shape (n_lr, n_init)=({n_lr}, {n_init}), got {lrs_np.shape}")
+    if lrs_np.ndim >= 2 and lrs_np.shape[-1] != n_init:
+        raise ValueError(
+            f"per-init lrs must have shape (n_lr, n_init)=({n_lr}, {n_init}) (or (n_lr, *axis sizes, {n_init}) per run), "
+            f"got {lrs_np.shape}"
+        )
     every = record.every
 
     budgets = None

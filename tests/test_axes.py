@@ -346,10 +346,89 @@ def test_classify_on_a_3d_grid_with_per_init_step_sizes():
             np.testing.assert_array_equal(rules[phase][:, m], mask)
 
 
-def test_find_boundary_refuses_named_axes():
+def test_find_boundary_along_an_axis_refuses_other_named_axes():
     p = sj.problems.ProductLoss("sqrt")
+    rule = sj.Optax(optax.sgd, momentum=0.0, nesterov=False)
     with pytest.raises(ValueError, match=r"no other named axes.*\['b1'\]"):
-        sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.1, 1.0), "diverges", num_steps=4, axes={"b1": [0.9]})
+        sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.0, 0.5), "diverges", num_steps=4, along="momentum", lr=0.1,
+                         spacing="linear", rule=rule, axes={"b1": [0.9]})  # fmt: skip
+    with pytest.raises(ValueError, match="horizon"):
+        sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.1, 1.0), "diverges", horizon=4.0, axes={"seed": [0, 1]})
+
+
+class ScaledQuadratic(sj.problems.AbstractProblem):
+    """f(θ) = ½ a ‖θ‖²: λ_max = a, and GD's loss grows iff η > 2/a."""
+
+    a: jax.Array
+
+    def __init__(self, a=1.0):
+        self.a = jax.numpy.asarray(a, jax.numpy.float32)
+
+    def loss(self, params):
+        return 0.5 * self.a * jax.numpy.sum(params**2)
+
+
+def grows(res):
+    """The loss rose over the run: |1 − ηa| > 1, i.e. η > 2/a exactly, whatever the number of steps."""
+    return res["final_loss"] > res["initial_loss"]
+
+
+def test_a_step_size_per_run_equals_separate_sweeps_and_round_trips(tmp_path):
+    """lrs shaped like the grid (lr, a, init): each run gets its own η; the same bits as a sweep per axis
+    value with per-init columns (one vmap width), and the step sizes survive isel, sel and export."""
+    p, a = ScaledQuadratic(), np.array([1.0, 4.0])
+    inits = np.array([[1.0, -2.0], [0.5, 0.25], [3.0, 1.0]], np.float32)
+    lam0 = sj.initial_sharpness(p, inits, axes={"a": a}, sharpness=sj.DenseEigh())
+    np.testing.assert_allclose(lam0, np.broadcast_to(a[:, None], (2, 3)), rtol=1e-6)
+    c = np.array([0.5, 1.5, 2.5])
+    lrs = c[:, None, None] / lam0[None]
+    kw = dict(num_steps=6, record=sj.Record(every=2, sharpness=sj.DenseEigh()), batch_size=1)
+    res = sj.sweep(p, lrs, inits, axes={"a": a}, **kw)
+    assert res.shape == (3, 2, 3) and res.lrs.shape == (3, 2, 3)
+    np.testing.assert_array_equal(grows(res), np.broadcast_to(c[:, None, None] > 2, res.shape))
+    for i, ai in enumerate(a):
+        one = sj.sweep(eqx_replace(p, ai), lrs[:, i], inits, **kw)
+        sub = res.isel(a=i)
+        assert_same_array(sub.lrs, one.lrs)
+        for k in one.records:
+            assert_same_array(sub.records[k], one.records[k])
+        assert_same_array(res.sel(a=ai).lrs, lrs[:, i])
+    np.testing.assert_array_equal(sj._phases._lr_grid(res), lrs)
+    for fmt in FORMATS:
+        back = roundtrip(res, fmt, tmp_path)
+        assert_same_array(back.lrs, res.lrs)
+        assert_same_array(back.records["loss"], res.records["loss"])
+    ds = res.to_xarray()
+    assert ds["lr_value"].dims == ("lr", "a", "init")
+    with pytest.raises(ValueError, match=r"step size per run must have the grid's shape .* = \(3, 2, 3\)"):
+        sj.sweep(p, lrs[:, :1], inits, axes={"a": a}, num_steps=2)
+    with pytest.raises(ValueError, match="per-init lrs"):
+        sj.sweep(p, lrs[..., :2], inits, axes={"a": a}, num_steps=2)
+
+
+def eqx_replace(p, a):
+    return ScaledQuadratic(float(a))
+
+
+def test_find_boundary_over_named_axes_with_a_bracket_per_run():
+    """The critical η of f = ½a‖θ‖² is 2/a: one search over (a, init) cells, each with its own bracket."""
+    p, a = ScaledQuadratic(), np.array([0.5, 2.0, 8.0])
+    inits = np.array([[1.0, -2.0], [0.5, 0.25]], np.float32)
+    lo = 0.4 / a[:, None] * np.ones((1, 2))
+    b = sj.find_boundary(p, inits, (lo, 10 * lo), grows, num_steps=4, rounds=12, axes={"a": a},
+                         record=sj.Record(every=2, sharpness=None))  # fmt: skip
+    assert b.lr.shape == b.found.shape == (3, 2) and b.brackets.shape == (b.num_sweeps + 1, 2, 3, 2)
+    assert b.found.all() and not b.value_at_lo.any()
+    np.testing.assert_allclose(b.lr * a[:, None], 2.0, rtol=2e-3)
+    assert np.all((b.lo * a[:, None] <= 2.0 + 1e-6) & (2.0 - 1e-6 <= b.hi * a[:, None]))  # (η is cast to float32)
+    assert repr(b).startswith("Boundary(shape=(3, 2), found=6/6")
+    # the same cells as separate searches, bit for bit
+    for i, ai in enumerate(a):
+        one = sj.find_boundary(ScaledQuadratic(float(ai)), inits, (lo[i], 10 * lo[i]), grows, num_steps=4, rounds=12,
+                               record=sj.Record(every=2, sharpness=None))  # fmt: skip
+        np.testing.assert_allclose(one.lr, b.lr[i], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"broadcast to \(\*axis sizes, n_init\) = \(3, 2\)"):
+        sj.find_boundary(p, inits, (np.ones(3), 2 * np.ones(3)), grows, num_steps=4, axes={"a": a})
 
 
 @pytest.mark.parametrize("fmt", ["npz", "nc"])
@@ -372,3 +451,18 @@ def test_an_axis_with_a_column_per_init_round_trips(tmp_path, fmt):
         ds = xr.open_dataset(path, engine="h5netcdf")
         assert ds["momentum_value"].dims == ("momentum", "init")
         ds.close()
+
+
+def test_plots_of_a_result_with_a_step_size_per_run():
+    """η per run is drawn once every dim but lr (and init) is fixed; otherwise the error says what to select."""
+    p, a = ScaledQuadratic(), np.array([1.0, 4.0])
+    inits = np.array([[1.0, -2.0], [0.5, 0.25], [3.0, 1.0]], np.float32)
+    lrs = np.array([0.5, 1.5, 2.5])[:, None, None] / np.broadcast_to(a[:, None], (2, 3))[None]
+    res = sj.sweep(p, lrs, inits, axes={"a": a}, num_steps=4, record=sj.Record(every=2, sharpness=sj.DenseEigh()))
+    fig, ax = plt.subplots()
+    plot.phase_diagram(res, "final_loss", ax, x="lr", y="init", sel={"a": 4.0})
+    mesh = next(c for c in ax.collections if isinstance(c, QuadMesh))
+    assert np.asarray(mesh.get_array()).size == 9
+    plot.phase_diagram(res, "final_loss", ax, x="lr", y="a", sel={"init": 1})
+    with pytest.raises(ValueError, match=r"step size per run.*\['a'\]"):
+        plot.phase_diagram(res, "final_loss", ax, x="lr", y="init", reduce="mean")

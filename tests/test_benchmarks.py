@@ -75,3 +75,21 @@ def test_curvature_script_tiny(tmp_path):  # ~20 s on 2 cores
     assert data["accuracy_19k"]["reference_max_residual_over_lambda"] < 1e-3
     assert data["targets"] and {row["verdict"] for row in data["targets"]} <= {"met", "MISSED"}
     assert "| TopEigenvalues(k=5) every 10 |" in proc.stdout
+
+
+def test_gallery_script_quick(tmp_path):  # ~10 s on 2 cores
+    """benchmarks/gallery.py writes one small PNG thumbnail and its headline JSON per experiment. (Not through
+    ``run_script``: that reads ``--out`` as a JSON file, and here it is a folder.)"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    args = ["--quick", "--only", "product-phase-diagram", "--out", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gallery.py"), *args],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    png = (tmp_path / "product-phase-diagram.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 150_000
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width == 840 and 100 < height < width
+    assert json.loads((tmp_path / "product-phase-diagram.json").read_text())["quick"] is True
+    assert proc.stdout.startswith("product-phase-diagram: ")

@@ -24,6 +24,7 @@ NAMES = [
     "stochastic-eos",
     "fractal-boundary",
     "central-flow",
+    "kalra-early-training",
 ]
 
 
@@ -38,7 +39,7 @@ def test_every_experiment_is_checked_on_its_numbers():
 #: quick runs over ~4 s on 2 CPU cores (the others take 1–3 s): in CI, not in the fast subset
 SLOW = {
     "wang-networks", "huang-catapult", "cohen-progressive-sharpening", "cohen-adaptive-eos", "stochastic-eos",
-    "fractal-boundary", "central-flow",
+    "fractal-boundary", "central-flow", "kalra-early-training",
 }  # fmt: skip
 
 
@@ -208,6 +209,21 @@ def check_central_flow(h: dict[str, float]) -> None:
     assert h["central flow EoS onset step (first sigma2 > 0, min over eta)"] < 200
 
 
+def check_kalra_early_training(h: dict[str, float]) -> None:
+    """Quick mode (64 digits, ReLU widths 8, 32 × depths 1, 3, 2 inits, 12 values of c): the catapult needs
+    c > 2 and comes before divergence; deeper/narrower nets need a larger c to catapult and lose more
+    sharpness at c = 0.5; the wide linear net's edges sit near Lewkowycz et al.'s 2 and 4."""
+    assert 2.0 < h["<c_loss> at the smallest depth/width (1/32), ReLU"] < 8.0
+    assert h["<c_loss> at the smallest depth/width (1/32), ReLU"] < h["<c_max> at the smallest depth/width (1/32), ReLU"]
+    assert h["rank correlation of <c_loss> with depth/width (ReLU, 4 nets)"] > 0
+    drop = [h[f"lambda_10/lambda_0 at c = 0.5, {w} depth/width, ReLU"] for w in ("smallest", "largest")]
+    assert 0 < drop[1] < drop[0] <= 1.0, drop
+    assert 2.0 <= h["<c_loss>, depth 1, width 256, linear"] < 3.5
+    assert 3.8 < h["<c_max>, depth 1, width 256, linear"] < 6.0
+    for act in ("linear", "relu"):
+        assert h[f"<c_loss>, depth 1, width 256, {act}"] < h[f"<c_max>, depth 1, width 256, {act}"]
+
+
 HEADLINE_CHECKS = {
     "product-phase-diagram": _product,
     "ahn-mean-model": _mean_model,
@@ -223,6 +239,7 @@ HEADLINE_CHECKS = {
     "stochastic-eos": check_stochastic_eos,
     "fractal-boundary": check_fractal_boundary,
     "central-flow": check_central_flow,
+    "kalra-early-training": check_kalra_early_training,
 }
 
 

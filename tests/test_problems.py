@@ -280,6 +280,11 @@ REGISTRY_EXAMPLES: dict[str, list[dict]] = {
         {"X": _X, "y": _Y, "m": 4, "activation": "gelu"},
         {"X": _X, "y": _Y, "m": 2, "activation": "huberized_relu", "h": 0.5},
     ],
+    "fully_connected": [
+        {"X": _X, "Y": _Y, "max_width": 4},
+        {"X": _X, "Y": np.stack([_Y, -_Y], axis=1), "max_width": 5, "max_depth": 3, "width": 2, "depth": 2,
+         "activation": "tanh", "bias_std": 0.5},
+    ],
 }
 REGISTERED = [(name, kw) for name in REGISTRY for kw in REGISTRY_EXAMPLES.get(name, [{}])]
 REGISTERED_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(REGISTERED)]

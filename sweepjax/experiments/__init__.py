@@ -22,6 +22,7 @@ from ._ahn import ahn_mean_model, ahn_relu_figure1
 from ._base import Headline, Reproduction
 from ._cai import cai_rates
 from ._central import central_flow
+from ._early import kalra_early_training
 from ._fractal import fractal_boundary
 from ._huang import huang_catapult, huang_catapult_exp, huang_linear
 from ._product import (
@@ -52,6 +53,7 @@ REGISTRY: dict[str, Callable[[bool], Reproduction]] = {
     "stochastic-eos": stochastic_eos,
     "fractal-boundary": fractal_boundary,
     "central-flow": central_flow,
+    "kalra-early-training": kalra_early_training,
 }
 
 
@@ -66,6 +68,7 @@ __all__ = [
     "REGISTRY", "Headline", "Reproduction", "run", "product_phase_diagram", "ahn_mean_model", "ahn_relu_figure1",
     "huang_linear", "huang_catapult", "huang_catapult_exp", "wang_regularity", "wang_networks", "cai_rates",
     "cohen_progressive_sharpening", "cohen_adaptive_eos", "stochastic_eos", "fractal_boundary", "central_flow",
+    "kalra_early_training",
     "PRODUCT_GAP_RANGE",
     "PRODUCT_LR_RANGE", "PRODUCT_QUICK", "PRODUCT_RTOL", "PRODUCT_STEPS", "PRODUCT_X0",
 ]  # fmt: skip

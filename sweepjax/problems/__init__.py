@@ -6,6 +6,7 @@
 from ._ahn import AhnMeanModel as AhnMeanModel, SparseCodingNetwork as SparseCodingNetwork, SparseCodingReLU as SparseCodingReLU
 from ._base import AbstractProblem as AbstractProblem, Objective as Objective
 from ._cai import CaiNetwork as CaiNetwork, CaiTwoLayer as CaiTwoLayer
+from ._fcn import FullyConnected as FullyConnected
 from ._fractal import TanhTwoLayer as TanhTwoLayer
 from ._huang import LinearPredictor as LinearPredictor, TwoLayerLinear as TwoLayerLinear
 from ._model import Supervised as Supervised, stack_inits as stack_inits
@@ -26,6 +27,7 @@ REGISTRY: dict[str, type[AbstractProblem]] = {
     "wang_two_layer": WangTwoLayer,
     "wang_three_layer": WangThreeLayer,
     "tanh_two_layer": TanhTwoLayer,
+    "fully_connected": FullyConnected,
 }
 
 
