@@ -82,7 +82,7 @@ def first_flip(c: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def critical_c(problem, inits, axes, lam0, c, grid_values, crit, record, steps, rounds) -> np.ndarray:
     """c* per cell (*axis sizes, n_init): the grid's first-flip bracket refined by ``find_boundary`` (in η =
-    c/λ₀, a bracket per cell), times λ₀; NaN where the criterion does not flip on [c₀, c_max] (then its
+    c/λ₀, a bracket per cell), times λ₀; NaN where the criterion does not flip on the grid [c₀, c_end] (then its
     value there says which side: all True means c* < c₀, all False c* > the grid's end)."""
     lo, hi, found = first_flip(c, grid_values)
     if not found.any():
