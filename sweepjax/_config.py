@@ -182,6 +182,7 @@ def configure(
         check_optimizer(rule.transform if rule.is_direction else rule.tx, one_init, args.lrs)
     rule = rule.resolve(problem, one_init, {k: v for k, v in axes.items() if k != "seed"})
     of_problem = problem_axes(axes, rule, problem)
+    problem.check_axes({k: axes[k] for k in of_problem})
     num_params = ravel_pytree(one_init)[0].size
     check_measures(record, problem, rule, one_init, num_params)
     edge = records_edge(rule, dtype)

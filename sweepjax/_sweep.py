@@ -168,7 +168,7 @@ def sweep(
         axes: more named grid axes, ``{name: 1-D values}``, between ``lr`` and ``init``: each a
             hyperparameter of the rule (``{"b1": [0.8, 0.9]}``, ``{"warmup": [0, 100]}``, per-layer
             ``{"lr_in": ..., "lr_out": ...}``), a scalar parameter of the problem (a family's ``a``,
-            the mean model's ``d``; values are not range-checked), or ``"seed"`` (whole numbers; the
+            the mean model's ``d``; values checked by the problem's ``check_axes``), or ``"seed"`` (whole numbers; the
             rule's randomness, e.g. SGD's batches; 0 without this axis). All are traced: new values
             do not recompile. Values are (n,), or (n, n_init) for a column per init (as ``lrs`` can
             be; ``find_boundary(along=name)`` uses it). Every result array then has the dims ``("lr", *axes, "init")``;

@@ -110,6 +110,12 @@ def test_registry_and_refused_settings():
         FullyConnected(X, Y, max_width=4, weight_std=0.0)
     with pytest.raises(ValueError, match="Y must have shape"):
         FullyConnected(X, Y[:3], max_width=4)
+    p = FullyConnected(X, Y, max_width=4, max_depth=2)
+    inits = p.init(jax.random.key(0), 1)
+    for axes, match in (({"width": [2, 5]}, r"axes\['width'\] must hold whole numbers in \[1, max_width = 4\]"),
+                        ({"depth": [0]}, r"axes\['depth'\].*max_depth = 2"), ({"width": [2.5]}, "whole numbers")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            sj.sweep(p, [0.1], inits, num_steps=2, axes=axes)
 
 
 def test_uv_model_catapults_at_2_and_diverges_at_4():

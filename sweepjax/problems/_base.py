@@ -9,6 +9,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 Params = PyTree[Float[Array, "..."]]
@@ -42,6 +43,10 @@ class AbstractProblem(eqx.Module):
     def param_shapes(self) -> PyTree[jax.ShapeDtypeStruct] | None:
         """Shapes of one parameter point, used to validate inits (None: not known)."""
         return None
+
+    def check_axes(self, values: Mapping[str, np.ndarray]) -> None:
+        """Refuse (a ValueError naming the axis), before anything compiles, values of this problem's parameters
+        swept as named axes that it cannot take; ``values``: parameter name -> its axis values. Default: any."""
 
 
 class Objective(AbstractProblem):

@@ -131,6 +131,15 @@ class FullyConnected(AbstractProblem):
         keys = jax.random.split(key, len(shapes))
         return {name: jax.random.normal(k, (num, *s.shape)) for k, (name, s) in zip(keys, shapes.items())}
 
+    def check_axes(self, values) -> None:
+        """A swept width (depth) must hold whole numbers in [1, max_width] ([1, max_depth])."""
+        for name, limit in (("width", self.max_width), ("depth", self.max_depth)):
+            v = np.asarray(values.get(name, 1.0))
+            if np.any(v != np.round(v)) or np.any(v < 1) or np.any(v > limit):
+                raise ValueError(
+                    f"axes[{name!r}] must hold whole numbers in [1, max_{name} = {limit}], got {v.ravel()[:5].tolist()}"
+                )
+
     def restrict(self, params: Params, width: int, depth: int) -> Params:
         """The leading w × d blocks of (unbatched) ``params``: the parameters of the small network they act as."""
         w, d = _size(width, "width"), _size(depth, "depth")
