@@ -256,11 +256,17 @@ class Trajectory(eqx.Module):
             state, hope = jax.lax.scan(sub_block, (state, hope), t0 + m * jnp.arange(k // m))[0]
             return (state if k % m == 0 else exact(state, t0 + k - k % m, k % m)), hope
 
+        shapes = jax.eval_shape(measure, lrs, hyper, state, t_start)[0]
+        dead = {n: jnp.full(v.shape, jnp.nan, v.dtype) for n, v in shapes.items()}  # what measure gives dead runs
+
         def outer(carry, t0):
             state, hope, _ = carry
-            rec, state = measure(lrs, hyper, state, t0)
-            # the record at t0 = T takes no steps; t0 is shared by the batch, so cond skips the work
-            state, hope = jax.lax.cond(t0 < self.num_steps, advance, lambda s, _, h: (s, h), state, t0, hope)
+            # a batch whose runs have all diverged (or whose steps are all spent) skips the work (lax.cond: t0 and
+            # the predicates are the batch's), with the bits it would have produced: NaN records, frozen states
+            rec, state = jax.lax.cond(jnp.any(state.alive), lambda s: measure(lrs, hyper, s, t0), lambda s: (dead, s), state)
+            # the record at t0 = T takes no steps
+            busy = (t0 < self.num_steps) & jnp.any(state.alive & (t0 < budgets))
+            state, hope = jax.lax.cond(busy, advance, lambda s, _, h: (s, h), state, t0, hope)
             if on_record is not None:
                 on_record((t0 - t_start) // k)
             # masked here, not after the scan: no second pass over every record
@@ -268,7 +274,7 @@ class Trajectory(eqx.Module):
             return (state, hope, rec), {n: jnp.where(within(v), v, jnp.nan) for n, v in rec.items()}
 
         t0s = t_start + k * jnp.arange(n_records)
-        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(measure, lrs, hyper, state, t_start)[0])
+        last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
         hope = (jnp.int32(0), jnp.int32(1))  # the first sub-block runs exactly: many runs diverge early
         (state, _, last), records = jax.lax.scan(outer, (state, hope, last), t0s)
         return records, last, state

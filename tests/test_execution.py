@@ -151,3 +151,27 @@ def test_a_runs_bits_do_not_depend_on_whether_its_batch_speculated(problem, kwar
         np.testing.assert_array_equal(with_diverging.records[name][0], quiet.records[name][0], err_msg=name)
     for x, y in zip(jax.tree.leaves(with_diverging.final_params), jax.tree.leaves(quiet.final_params)):
         np.testing.assert_array_equal(x[0], y[0])
+
+
+def _quadratic(theta):
+    return 0.5 * jnp.sum(jnp.linspace(1.0, 3.0, theta.size) * theta**2)
+
+
+@pytest.mark.parametrize("max_steps", [None, np.array([[40, 7, 40], [40, 40, 40], [3, 40, 40]])])
+def test_a_batch_whose_runs_all_stopped_skips_its_work_with_the_same_results(max_steps):
+    """With batch_size=1 a diverged (or spent) run is a batch of its own that skips its remaining steps and
+    measurements (lax.cond); its records, finals, status and frozen parameters are those it gets beside a live
+    run (batch_size=3, nothing skipped), and so are the live runs'."""
+    problem = Objective(_quadratic, params_like=jnp.zeros(12))
+    inits = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
+    kw = dict(num_steps=40, record=sj.Record(every=5, sharpness=sj.Lanczos(order=6)), max_steps=max_steps)
+    lrs = [0.2, 0.6, 1.0]  # 2/λ_max = 0.667: the last row diverges
+    alone, together = (sj.sweep(problem, lrs, inits, batch_size=b, **kw) for b in (1, 3))
+    assert alone.diverged[2, 1:].all() and not alone.diverged[:2].any()  # (row 2, init 0 may stop at step 3)
+    for name in ("status", "diverged_step", "num_steps"):
+        np.testing.assert_array_equal(getattr(alone, name), getattr(together, name), err_msg=name)
+    for part in ("records", "final"):
+        for k, v in getattr(alone, part).items():
+            np.testing.assert_allclose(v, getattr(together, part)[k], rtol=1e-5, atol=1e-7, err_msg=f"{part} {k}")
+    np.testing.assert_allclose(alone.final_params, together.final_params, rtol=1e-6)
+    assert np.isfinite(alone.final["loss"][:2]).all()  # the runs past their budget are still measured at T
