@@ -121,8 +121,6 @@ def _check_args(bracket, rounds, points, num_steps, horizon, tol, sweep_kwargs, 
             "runs over named axes (a bracket per run). Run one search per value of the others, with that value "
             "fixed in the rule (e.g. rule=sj.Optax(optax.adam, b1=0.9))"
         )
-    if axes and horizon is not None:
-        raise ValueError("horizon (budgets ⌈horizon/η⌉ per init) is not available with named axes; give num_steps")
     return lo, hi
 
 
@@ -185,7 +183,7 @@ def find_boundary(
             ``"linear"`` (evenly spaced: brackets through 0, such as a momentum in [0, 1)).
         lr: the step size of a search along a named axis.
         **sweep_kwargs: passed to ``sweep`` (``dtype``, ``divergence_threshold``, ``chunk_size``, ``rule``,
-            ...). ``axes`` (the search along η only, with ``num_steps``): named axes searched all at once,
+            ...). ``axes`` (the search along η only): named axes searched all at once,
             each round one sweep with a step size per run; the ``Boundary`` arrays are then (*axis sizes, n_init).
 
     Returns:
@@ -243,7 +241,7 @@ def find_boundary(
             lrs, shape = values.reshape(values.shape[:1] + cells), values.shape[:1] + cells
             dims = f"(n_lr, {', '.join(f'n_{a}' for a in axes)}, n_init)" if axes else "(n_lr, n_init)"
             if horizon is not None:
-                kwargs["max_steps"] = np.minimum(np.ceil(horizon / values - 1e-9), steps).astype(np.int64)
+                kwargs["max_steps"] = np.minimum(np.ceil(horizon / lrs - 1e-9), steps).astype(np.int64)
         else:
             lrs, shape, dims = [lr], (1, *values.shape), f"(n_lr, n_{along}, n_init)"
             kwargs["axes"] = {along: values}

@@ -28,7 +28,7 @@ class SweepConfig:
     problem: AbstractProblem  #: its floating-point arrays cast to ``dtype``
     lrs: np.ndarray  #: (n_lr,), (n_lr, n_init) or (n_lr, *axis sizes, n_init) step sizes, float64 as given
     inits: Any  #: pytree of (n_init, ...) arrays in ``dtype``
-    budgets: np.ndarray  #: (n_lr, n_init) step budgets (a broadcast view when none were given)
+    budgets: np.ndarray  #: (n_lr, n_init) or (n_lr, *axis sizes, n_init) step budgets (a broadcast view when none were given)
     record: Record
     rule: AbstractRule  #: the update rule, resolved against the problem and the axes
     axes: dict[str, np.ndarray]  #: the named axes between ``lr`` and ``init``: name -> (n,) values
@@ -42,7 +42,7 @@ class SweepConfig:
     @property
     def shape(self) -> tuple[int, ...]:
         """The grid: (n_lr, *axis sizes, n_init)."""
-        n_lr, n_init = self.budgets.shape
+        n_lr, n_init = self.budgets.shape[0], self.budgets.shape[-1]
         return (n_lr, *(v.shape[0] for v in self.axes.values()), n_init)
 
     @property
@@ -165,12 +165,12 @@ def configure(
     )  # fmt: skip
     rule = rule_from(optimizer, rule)
     axes = check_axes(axes, jax.tree.leaves(args.inits)[0].shape[0])
-    if args.lrs.ndim > 2:  # a step size per run: the whole grid
-        grid = (args.lrs.shape[0], *(v.shape[0] for v in axes.values()), args.lrs.shape[-1])
-        if args.lrs.shape != grid:
+    grid = (args.lrs.shape[0], *(v.shape[0] for v in axes.values()), jax.tree.leaves(args.inits)[0].shape[0])
+    for name, value in (("lrs", args.lrs), ("max_steps", args.budgets)):  # a step size (budget) per run: the whole grid
+        if value.ndim > 2 and value.shape != grid:
             raise ValueError(
-                f"lrs with a step size per run must have the grid's shape (n_lr, *axis sizes, n_init) = {grid} "
-                f"(axes {list(axes)}), got {args.lrs.shape}"
+                f"{name} with a value per run must have the grid's shape (n_lr, *axis sizes, n_init) = {grid} "
+                f"(axes {list(axes)}), got {value.shape}"
             )
     check_checkpoint_every(checkpoint_every, record.every, out_dir)
     if max_result_bytes is not None and (not is_int(max_result_bytes) or max_result_bytes < 1):

@@ -46,7 +46,7 @@ def _run_chunk(
     problem: AbstractProblem,
     lrs: Float[jax.Array, "n_lr *axes n_init"],
     inits: PyTree,
-    budgets: Int[jax.Array, "n_lr n_init"],
+    budgets: Int[jax.Array, "n_lr *axes n_init"],
     axes: tuple[jax.Array, ...],
     lr_idx: Int[jax.Array, " c"],
     axis_idx: tuple[Int[jax.Array, " c"], ...],
@@ -81,7 +81,8 @@ def _run_chunk(
 
         def run_batch(xs):
             k, i, a, j, st = xs
-            lr, budget = (lrs[i, j] if lrs.ndim == 2 else lrs[(i, *a, j)]), budgets[i, j]
+            lr = lrs[i, j] if lrs.ndim == 2 else lrs[(i, *a, j)]
+            budget = budgets[i, j] if budgets.ndim == 2 else budgets[(i, *a, j)]
             # an axis holds (n,) values, or (n, n_init): a column per init
             hyper = {name: values[ai] if values.ndim == 1 else values[ai, j] for name, values, ai in zip(axis_names, axes, a)}
             if st is None:
@@ -113,12 +114,13 @@ def _run_chunk(
 
 
 def time_horizon(lrs: ArrayLike, horizon: float) -> np.ndarray:
-    """Per-η step budgets ⌈horizon/η⌉ for a fixed time horizon η·T (as in the papers' figures)."""
+    """Step budgets ⌈horizon/η⌉ for a fixed time horizon η·T (as in the papers' figures), shaped like ``lrs``:
+    per η (n_lr,), per init (n_lr, n_init) or per run (n_lr, *axis sizes, n_init); pass them as ``max_steps``."""
     lrs = np.asarray(lrs, dtype=float)
     if not (isinstance(horizon, (int, float)) and math.isfinite(horizon) and horizon > 0):
         raise ValueError(f"horizon must be a positive finite number, got {horizon!r}")
-    if lrs.ndim != 1 or lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
-        raise ValueError("lrs must be a non-empty 1-D array of positive finite step sizes")
+    if lrs.ndim < 1 or lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+        raise ValueError("lrs must be a non-empty array of positive finite step sizes")
     return np.ceil(horizon / lrs - 1e-9).astype(np.int64)
 
 
@@ -156,8 +158,9 @@ def sweep(
         num_steps: steps T per run, a multiple of ``record.every``; defaults to the largest budget
             in ``max_steps`` rounded up to a multiple of ``record.every``.
         record: what to measure and how often (``Record(every=k, sharpness=..., observables=...)``).
-        max_steps: optional per-run budgets, shape (n_lr,) or (n_lr, n_init), each in [0, T]; a run
-            stops (parameters frozen, later records NaN) after its budget. See ``time_horizon``.
+        max_steps: optional per-run budgets, shape (n_lr,), (n_lr, n_init) or (n_lr, *axis sizes, n_init),
+            each in [0, T]; a run stops (parameters frozen, later records NaN) after its budget. See
+            ``time_horizon`` (budgets ⌈H/η⌉ shaped like ``lrs``).
         optimizer: ``None`` for GD; an optax transform used as a direction (update = −η·u, e.g.
             ``optax.scale_by_adam()``); or a factory ``η ↦ optax transform`` (e.g.
             ``lambda lr: optax.sgd(lr, momentum=0.9)``), called with each run's traced η. The same as
@@ -331,7 +334,10 @@ def _sweep(
         status=status,
         diverged_step=diverged_step,
         num_steps=np.broadcast_to(
-            np.minimum(cfg.budgets, num_steps).astype(np.int64).reshape(n_lr, *[1] * len(cfg.axes), n_init), grid
+            np.minimum(cfg.budgets, num_steps)
+            .astype(np.int64)
+            .reshape(n_lr, *[1] * (len(grid) - cfg.budgets.ndim), *cfg.budgets.shape[1:]),
+            grid,
         ).copy(),
         axes=dict(cfg.axes),
         metadata={

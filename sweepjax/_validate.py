@@ -21,7 +21,7 @@ from .problems._base import AbstractProblem
 class SweepArgs:
     lrs: np.ndarray  # (n_lr,) float64, exactly as given (cast to the sweep dtype on device)
     inits: Any  # pytree of (n_init, ...) arrays in the sweep dtype
-    budgets: np.ndarray  # (n_lr, n_init) int64
+    budgets: np.ndarray  # (n_lr, n_init) int64, or (n_lr, *axis sizes, n_init) per run
     num_steps: int
     chunk_size: int | None
     batch_size: int | str | None  # "auto" is resolved by the engine once the problem is traced
@@ -166,8 +166,11 @@ def check_sweep_args(
                 )
         if m.shape == (n_lr,):
             m = np.broadcast_to(m[:, None], (n_lr, n_init))
-        elif m.shape != (n_lr, n_init):
-            raise ValueError(f"max_steps must have shape (n_lr,)={(n_lr,)} or (n_lr, n_init)={(n_lr, n_init)}, got {m.shape}")
+        elif m.shape != (n_lr, n_init) and not (m.ndim > 2 and m.shape[0] == n_lr and m.shape[-1] == n_init):
+            raise ValueError(
+                f"max_steps must have shape (n_lr,)={(n_lr,)}, (n_lr, n_init)={(n_lr, n_init)} or, per run, "
+                f"(n_lr, *axis sizes, n_init), got {m.shape}"
+            )
         if np.any(m < 0):
             raise ValueError("max_steps must be non-negative")
         budgets = m.astype(np.int64)

@@ -352,8 +352,6 @@ def test_find_boundary_along_an_axis_refuses_other_named_axes():
     with pytest.raises(ValueError, match=r"no other named axes.*\['b1'\]"):
         sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.0, 0.5), "diverges", num_steps=4, along="momentum", lr=0.1,
                          spacing="linear", rule=rule, axes={"b1": [0.9]})  # fmt: skip
-    with pytest.raises(ValueError, match="horizon"):
-        sj.find_boundary(p, np.array([[1.0, 2.0]]), (0.1, 1.0), "diverges", horizon=4.0, axes={"seed": [0, 1]})
 
 
 class ScaledQuadratic(sj.problems.AbstractProblem):
@@ -400,7 +398,7 @@ def test_a_step_size_per_run_equals_separate_sweeps_and_round_trips(tmp_path):
         assert_same_array(back.records["loss"], res.records["loss"])
     ds = res.to_xarray()
     assert ds["lr_value"].dims == ("lr", "a", "init")
-    with pytest.raises(ValueError, match=r"step size per run must have the grid's shape .* = \(3, 2, 3\)"):
+    with pytest.raises(ValueError, match=r"lrs with a value per run must have the grid's shape .* = \(3, 2, 3\)"):
         sj.sweep(p, lrs[:, :1], inits, axes={"a": a}, num_steps=2)
     with pytest.raises(ValueError, match="per-init lrs"):
         sj.sweep(p, lrs[..., :2], inits, axes={"a": a}, num_steps=2)
@@ -466,3 +464,27 @@ def test_plots_of_a_result_with_a_step_size_per_run():
     plot.phase_diagram(res, "final_loss", ax, x="lr", y="a", sel={"init": 1})
     with pytest.raises(ValueError, match=r"step size per run.*\['a'\]"):
         plot.phase_diagram(res, "final_loss", ax, x="lr", y="init", reduce="mean")
+
+
+def test_a_step_budget_per_run_from_a_time_horizon():
+    """max_steps shaped like the grid (``time_horizon`` of per-run step sizes): each run stops at its own
+    ⌈H/η⌉, where f = ½a‖θ‖² is exactly (1 − ηa)^{2T} f(θ₀); the boundary search over axes takes a horizon too."""
+    p, a = ScaledQuadratic(), np.array([1.0, 4.0])
+    inits = np.array([[1.0, -2.0], [0.5, 0.25]], np.float32)
+    c = np.array([0.3, 0.9, 1.7])
+    lrs = c[:, None, None] / np.broadcast_to(a[:, None], (2, 2))[None]
+    budgets = sj.time_horizon(lrs, 3.0)
+    assert budgets.shape == lrs.shape and np.all(budgets == np.ceil(3.0 / lrs - 1e-9))
+    every_step = sj.Record(every=1, sharpness=None)
+    res = sj.sweep(p, lrs, inits, axes={"a": a}, max_steps=budgets, record=every_step, dtype=jax.numpy.float64)
+    np.testing.assert_array_equal(res.num_steps, budgets)
+    expect = (1 - c[:, None, None]) ** (2 * budgets) * res["initial_loss"]
+    np.testing.assert_allclose(res.final["loss"], expect, rtol=1e-10)
+    last = np.take_along_axis(res["loss"], budgets[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(last, expect, rtol=1e-10)
+    assert np.all(np.isnan(res["loss"][0, 1, 0, budgets[0, 1, 0] + 1 :]))  # NaN past each run's own budget
+    with pytest.raises(ValueError, match=r"max_steps with a value per run must have the grid's shape"):
+        sj.sweep(p, lrs, inits, axes={"a": a}, max_steps=budgets[:, :1])
+    b = sj.find_boundary(p, inits, (0.4 / a[:, None], 4.0 / a[:, None]), grows, horizon=8.0, rounds=10, axes={"a": a},
+                         record=sj.Record(every=1, sharpness=None))  # fmt: skip
+    np.testing.assert_allclose(b.lr * a[:, None], 2.0, rtol=5e-3)

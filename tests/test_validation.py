@@ -183,7 +183,7 @@ def test_unwritable_out_dir(tmp_path):
         (lambda: sj.time_horizon([0.1], 0), ValueError, "horizon must be a positive finite number, got 0"),
         (lambda: sj.time_horizon([0.1], float("nan")), ValueError, "horizon must be a positive finite number, got nan"),
         (lambda: sj.time_horizon([0.1], "1"), ValueError, "horizon must be a positive finite number, got '1'"),
-        (lambda: sj.time_horizon([-1.0], 1.0), ValueError, "lrs must be a non-empty 1-D array of positive finite"),
+        (lambda: sj.time_horizon([-1.0], 1.0), ValueError, "lrs must be a non-empty array of positive finite"),
         (lambda: ProductLoss("beta"), ValueError, "beta is required for loss='beta'"),
         (lambda: ProductLoss(3), ValueError, "loss must be one of"),
         (lambda: Objective(3), TypeError, "loss_fn must be callable, got int"),
