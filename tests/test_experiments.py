@@ -267,3 +267,9 @@ def test_list(capsys):
     assert cli.main(["list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == NAMES
+
+
+@pytest.mark.parametrize("kwargs", [{"window": 0}, {"window": 41}, {"sharp_tol": 1.0}, {"steps": 2.5}])
+def test_kalra_settings_are_checked_before_anything_runs(kwargs):
+    with pytest.raises((ValueError, TypeError), match="window|sharp_tol|steps"):
+        experiments.run("kalra-early-training", quick=True, **kwargs)

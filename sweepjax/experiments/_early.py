@@ -93,27 +93,31 @@ def critical_c(problem, inits, axes, lam0, c, grid_values, crit, record, steps, 
     return np.where(found & b.found, b.lr * lam0, np.nan)
 
 
-def phase_diagram(problem, inits, axes: dict, c: np.ndarray, rounds: int, solver) -> tuple[dict, dict, np.ndarray]:
-    """Two sweeps over the c grid (η = c/λ₀ per run): the loss at every step for ``EARLY_STEPS`` steps, and λ
-    at t = 0 and ``EARLY_WINDOW``; then, per cell, the critical c of each criterion:
-    ``{"c_loss", "c_sharp", "c_max"}`` -> (*axis sizes, n_init); and λ₀."""
+def phase_diagram(
+    problem, inits, axes: dict, c: np.ndarray, rounds: int, solver, window: int, tol: float, steps: int
+) -> tuple[dict, dict, dict]:
+    """Two sweeps over the c grid (η = c/λ₀ per run): the loss at every step for ``steps`` steps, and λ at t = 0
+    and ``window``; then, per cell, the critical c of each criterion, ``{"c_loss", "c_sharp", "c_max"}`` ->
+    (*axis sizes, n_init), and whether it held at the grid's smallest c (for the cells where it never flips)."""
     lam0 = initial_sharpness(problem, inits, axes=axes, sharpness=solver)
     lrs = c.reshape(-1, *[1] * lam0.ndim) / lam0[None]
     every_step = Record(every=1, sharpness=None, observables=False)
-    window = Record(every=EARLY_WINDOW, sharpness=solver, observables=False)
+    at_window = Record(every=window, sharpness=solver, observables=False)
     res = {
-        "loss": sweep(problem, lrs, inits, num_steps=EARLY_STEPS, axes=axes, record=every_step),
-        "sharpness": sweep(problem, lrs, inits, num_steps=EARLY_WINDOW, axes=axes, record=window),
+        "loss": sweep(problem, lrs, inits, num_steps=steps, axes=axes, record=every_step),
+        "sharpness": sweep(problem, lrs, inits, num_steps=window, axes=axes, record=at_window),
     }
     criteria = {
-        "c_loss": (loss_catapults(), res["loss"], every_step, EARLY_WINDOW),
-        "c_sharp": (sharpness_falls(), res["sharpness"], window, EARLY_WINDOW),
-        "c_max": (diverges, res["loss"], Record(every=EARLY_STEPS, sharpness=None, observables=False), EARLY_STEPS),
+        "c_loss": (loss_catapults(window), res["loss"], every_step, window),
+        "c_sharp": (sharpness_falls(window, tol), res["sharpness"], at_window, window),
+        "c_max": (diverges, res["loss"], Record(every=steps, sharpness=None, observables=False), steps),
     }
-    out = {}
-    for name, (crit, on_grid, rec, steps) in criteria.items():
-        out[name] = critical_c(problem, inits, axes, lam0, c, crit(on_grid), crit, rec, steps, rounds)
-    return res, out, lam0
+    critical, held = {}, {}
+    for name, (crit, on_grid, rec, n) in criteria.items():
+        values = crit(on_grid)
+        critical[name] = critical_c(problem, inits, axes, lam0, c, values, crit, rec, n, rounds)
+        held[name] = values[0]
+    return res, critical, held
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -144,7 +148,9 @@ def _bound(value: float, side: int) -> str:
     return {0: "", -1: f" (≤ {value:g}: at every c on the grid)", 1: f" (≥ {value:g}: at no c on the grid)"}[int(side)]
 
 
-def kalra_early_training(quick: bool = False) -> Reproduction:
+def kalra_early_training(
+    quick: bool = False, *, window: int = EARLY_WINDOW, sharp_tol: float = EARLY_SHARP_TOL, steps: int = EARLY_STEPS
+) -> Reproduction:
     """Kalra & Barkeshli 2023: early-training critical values of c = η·λ₀ over width and depth; Lewkowycz
     et al. 2020: c_max = 4 for the two-layer linear network, larger for wide ReLU networks.
 
@@ -160,9 +166,17 @@ def kalra_early_training(quick: bool = False) -> Reproduction:
     rounds of 3 points, quick: 1; a bracket per cell); ⟨c⟩ is its mean over the inits, or the grid's end
     where no init flips inside it. Then depth-1 nets of widths 128, 512, 1024 (quick: 64, 256), ReLU and
     linear (Lewkowycz et al.'s model at finite width, 10 outputs and 128 samples), same protocol.
+    ``window``, ``sharp_tol`` and ``steps`` set the criteria (defaults 10, 0.05, 40, fixed before any run was
+    looked at); e.g. ``sj.experiments.run("kalra-early-training", sharp_tol=0.1)``.
     Published: c_loss ≈ 2 for wide shallow nets under MSE; c_max = 4 for the linear model, ≈ 12 for wide
     ReLU nets; a sharpness-reduction window c_sharp < c < c_loss that opens as depth/width grows.
     """
+    if isinstance(window, bool) or not isinstance(window, int) or isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"window and steps must be ints, got {window!r} and {steps!r}")
+    if not 1 <= window <= steps:
+        raise ValueError(f"window must be in [1, steps = {steps}], got {window}")
+    if not 0.0 < sharp_tol < 1.0:
+        raise ValueError(f"sharp_tol must be in (0, 1), got {sharp_tol!r}")
     n, n_init, n_c, rounds = (64, 2, 12, 1) if quick else (128, 3, 32, 3)
     widths, depths = EARLY_QUICK_GRID if quick else EARLY_GRID
     wide = EARLY_QUICK_WIDE if quick else EARLY_WIDE
@@ -171,19 +185,21 @@ def kalra_early_training(quick: bool = False) -> Reproduction:
     solver = Lanczos(order=20)
     net = problems.FullyConnected(X, Y, max_width=max(widths), max_depth=max(depths))
     axes = {"width": np.asarray(widths, float), "depth": np.asarray(depths, float)}
-    runs, crit, _ = phase_diagram(net, net.init(jax.random.key(0), n_init), axes, c, rounds, solver)
+    settings = dict(window=window, tol=sharp_tol, steps=steps)
+    runs, crit, held = phase_diagram(net, net.init(jax.random.key(0), n_init), axes, c, rounds, solver, **settings)
     results = {f"early_relu_{k}": r for k, r in runs.items()}
-    wide_runs, wide_crit = {}, {}
+    wide_runs, wide_crit, wide_held = {}, {}, {}
     for act in ("relu", "linear"):
         shallow = problems.FullyConnected(X, Y, max_width=max(wide), max_depth=1, activation=act)
         wide_axes = {"width": np.asarray(wide, float)}
-        wide_runs[act], wide_crit[act], _ = phase_diagram(shallow, shallow.init(jax.random.key(1), n_init), wide_axes, c,
-                                                          rounds, solver)  # fmt: skip
+        wide_runs[act], wide_crit[act], wide_held[act] = phase_diagram(
+            shallow, shallow.init(jax.random.key(1), n_init), wide_axes, c, rounds, solver, **settings
+        )
         results |= {f"wide_{act}_{k}": r for k, r in wide_runs[act].items()}
 
     headline: dict[str, Headline] = {}
     ratio = np.asarray(depths, float)[None, :] / np.asarray(widths, float)[:, None]  # (width, depth): d/w
-    means = {k: _summary(v, _grid_value(runs, k), c) for k, v in crit.items()}
+    means = {k: _summary(v, held[k], c) for k, v in crit.items()}
     lo, hi = np.unravel_index(np.argmin(ratio), ratio.shape), np.unravel_index(np.argmax(ratio), ratio.shape)
     for k, label in (("c_loss", "the loss catapults"), ("c_sharp", "the sharpness falls"), ("c_max", "training diverges")):
         mean, side = means[k]
@@ -198,28 +214,21 @@ def kalra_early_training(quick: bool = False) -> Reproduction:
     s0 = runs["sharpness"]["sharpness"]
     drop = np.median(s0[0, ..., -1] / s0[0, ..., 0], axis=-1)  # (width, depth): λ_window/λ₀ at the smallest c
     for where, idx in (("smallest", lo), ("largest", hi)):
-        headline[f"lambda_{EARLY_WINDOW}/lambda_0 at c = {c[0]:g}, {where} depth/width, ReLU"] = Headline(
+        headline[f"lambda_{window}/lambda_0 at c = {c[0]:g}, {where} depth/width, ReLU"] = Headline(
             float(drop[idx]), "≈ 1 at small d/w; falls as d/w grows (sharpness reduction below c = 2)", "median over inits"
         )
     for act, (paper_loss, paper_max) in {"linear": (2.0, 4.0), "relu": (2.0, 12.0)}.items():
         for k, paper in (("c_loss", paper_loss), ("c_max", paper_max)):
-            mean, side = _summary(wide_crit[act][k], _grid_value(wide_runs[act], k), c)
+            mean, side = _summary(wide_crit[act][k], wide_held[act][k], c)
             note = "Lewkowycz et al." + (" (the uv model, infinite width)" if act == "linear" and k == "c_max" else "")
             key = f"<{k}>, depth 1, width {wide[-1]}, {act}"
             headline[key] = Headline(float(mean[-1]), paper, note + _bound(mean[-1], side[-1]))
 
-    fig = _figure_of(runs, crit, c, widths, depths, wide, wide_runs, wide_crit, n, n_init)
+    fig = _figure_of(runs, (crit, held), c, widths, depths, wide, (wide_crit, wide_held), n, n_init, window, sharp_tol)
     return Reproduction(results, fig, headline, kalra_early_training.__doc__)
 
 
-def _grid_value(runs: dict[str, SweepResult], name: str) -> np.ndarray:
-    """Whether the criterion held at the grid's smallest c, per cell (for a critical value not found)."""
-    if name == "c_sharp":
-        return sharpness_falls()(runs["sharpness"])[0]
-    return {"c_loss": loss_catapults(), "c_max": diverges}[name](runs["loss"])[0]
-
-
-def _figure_of(runs, crit, c, widths, depths, wide, wide_runs, wide_crit, n, n_init):
+def _figure_of(runs, critical, c, widths, depths, wide, wide_critical, n, n_init, window, tol):
     import matplotlib.figure
 
     fig = matplotlib.figure.Figure(figsize=(16, 4.4), layout="constrained")
@@ -229,7 +238,7 @@ def _figure_of(runs, crit, c, widths, depths, wide, wide_runs, wide_crit, n, n_i
               "c_max": ("C3", "⟨c_max⟩ (diverges)")}  # fmt: skip
     markers = "osD^v<>p"
     for k, (color, label) in styles.items():
-        mean, side = _summary(crit[k], _grid_value(runs, k), c)
+        mean, side = _summary(critical[0][k], critical[1][k], c)
         for di in range(len(depths)):
             for wi in range(len(widths)):
                 m = "x" if side[wi, di] else markers[di % len(markers)]
@@ -262,13 +271,13 @@ def _figure_of(runs, crit, c, widths, depths, wide, wide_runs, wide_crit, n, n_i
         for di in range(len(depths)):
             t = (logs[wi, di] - logs.min()) / max(np.ptp(logs), 1e-12)
             ax2.plot(c, drop[:, wi, di], color=_color(int(round(99 * t)), 100), lw=1.0)
-    ax2.axhline(1.0 - EARLY_SHARP_TOL, color="k", ls="--", lw=0.7)
-    ax2.set(xscale="log", xlabel="c = η·λ₀", ylabel=f"λ_{EARLY_WINDOW} / λ₀ (median over inits)", ylim=(0, 1.5),
-            title=f"sharpness after {EARLY_WINDOW} steps (dark → light: d/w up)")  # fmt: skip
+    ax2.axhline(1.0 - tol, color="k", ls="--", lw=0.7)
+    ax2.set(xscale="log", xlabel="c = η·λ₀", ylabel=f"λ_{window} / λ₀ (median over inits)", ylim=(0, 1.5),
+            title=f"sharpness after {window} steps (dark → light: d/w up)")  # fmt: skip
     ax2.title.set_fontsize("medium")
     for act, marker in (("relu", "o-"), ("linear", "s--")):
         for k, color in (("c_loss", "C1"), ("c_max", "C3")):
-            mean = _summary(wide_crit[act][k], _grid_value(wide_runs[act], k), c)[0]
+            mean = _summary(wide_critical[0][act][k], wide_critical[1][act][k], c)[0]
             ax3.plot(wide, mean, marker, color=color, label=f"{act}: ⟨{k}⟩")
     ax3.axhline(4.0, color="k", ls=":", lw=0.8)
     ax3.axhline(12.0, color="k", ls=":", lw=0.8)
