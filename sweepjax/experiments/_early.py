@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import datasets, problems, sweep
 from .._boundary import find_boundary
+from .._criteria import diverges
 from .._curvature import Lanczos
 from .._record import Record
 from .._sweep import initial_sharpness
@@ -64,11 +65,6 @@ def sharpness_falls(window: int = EARLY_WINDOW, tol: float = EARLY_SHARP_TOL) ->
     return crit
 
 
-def diverges(res: SweepResult) -> np.ndarray:
-    """The run diverged (loss non-finite or above the threshold) within its steps."""
-    return np.asarray(res.diverged)
-
-
 def first_flip(c: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell (values: (n_c, *cells) bool along the c grid): the bracket (c_k, c_{k+1}) around the first c
     whose value differs from the one at c[0], and whether there is one (else NaN, and the value everywhere)."""
@@ -110,7 +106,7 @@ def phase_diagram(
     criteria = {
         "c_loss": (loss_catapults(window), res["loss"], every_step, window),
         "c_sharp": (sharpness_falls(window, tol), res["sharpness"], at_window, window),
-        "c_max": (diverges, res["loss"], Record(every=steps, sharpness=None, observables=False), steps),
+        "c_max": (diverges(), res["loss"], Record(every=steps, sharpness=None, observables=False), steps),
     }
     critical, held = {}, {}
     for name, (crit, on_grid, rec, n) in criteria.items():
